@@ -1,0 +1,16 @@
+"""infaug: learned data augmentation judged by influence functions.
+
+Public operators (registered under ``torch.ops.infaug`` with CPU and CUDA kernels):
+    warp(x, theta_w, theta_b)                      smoothed per-pixel affine flow, bilinear warp
+    augment(x, theta_w, theta_b, color_w, color_b) warp followed by a per-image colour transform
+The pure-torch definitions of the same operators live in ``infaug.reference``.
+"""
+
+from infaug._extension import load as _load
+
+_C = _load()  # registers torch.ops.infaug.* before anything refers to them
+
+from infaug.ops import augment, warp  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = ["augment", "warp"]

@@ -1,0 +1,159 @@
+"""The thin layer over ``torch.ops.infaug``: fake kernels (for torch.compile and meta tensors),
+autograd, and the documented public functions. The kernels themselves are C++/CUDA (csrc/)."""
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["augment", "warp"]
+
+_ops = torch.ops.infaug
+
+
+def _grad_like(tensor: Tensor, needed: bool) -> Tensor:
+    # A gradient that is not asked for is an empty (0,) tensor, as the kernels return it.
+    return tensor.new_empty(tensor.shape if needed else (0,))
+
+
+# ---- warp ------------------------------------------------------------------------------------
+
+
+@torch.library.register_fake("infaug::warp")
+def _warp_fake(x, theta_w, theta_b, smooth=3, align_corners=False, padding_mode="zeros"):
+    return x.new_empty(x.shape)
+
+
+@torch.library.register_fake("infaug::_warp_backward")
+def _warp_backward_fake(grad_y, x, theta_w, theta_b, smooth, align_corners, padding_mode, output_mask):
+    return tuple(_grad_like(t, need) for t, need in zip((x, theta_w, theta_b), output_mask))
+
+
+def _warp_setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
+    x, theta_w, theta_b, smooth, align_corners, padding_mode = inputs
+    ctx.save_for_backward(x, theta_w, theta_b)
+    ctx.options = (smooth, align_corners, padding_mode)
+
+
+def _warp_backward(ctx: Any, grad_y: Tensor):
+    mask = list(ctx.needs_input_grad[:3])
+    grads = _ops._warp_backward(grad_y, *ctx.saved_tensors, *ctx.options, mask)
+    return (*(g if need else None for g, need in zip(grads, mask)), None, None, None)
+
+
+torch.library.register_autograd("infaug::warp", _warp_backward, setup_context=_warp_setup_context)
+
+
+# ---- augment ---------------------------------------------------------------------------------
+
+
+@torch.library.register_fake("infaug::augment")
+def _augment_fake(x, theta_w, theta_b, color_w, color_b, smooth=3, align_corners=False, padding_mode="zeros"):
+    return x.new_empty(x.shape)
+
+
+@torch.library.register_fake("infaug::_augment_backward")
+def _augment_backward_fake(
+    grad_out, x, theta_w, theta_b, color_w, color_b, smooth, align_corners, padding_mode, output_mask
+):
+    inputs = (x, theta_w, theta_b, color_w, color_b)
+    return tuple(_grad_like(t, need) for t, need in zip(inputs, output_mask))
+
+
+def _augment_setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
+    *tensors, smooth, align_corners, padding_mode = inputs
+    ctx.save_for_backward(*tensors)
+    ctx.options = (smooth, align_corners, padding_mode)
+
+
+def _augment_backward(ctx: Any, grad_out: Tensor):
+    mask = list(ctx.needs_input_grad[:5])
+    grads = _ops._augment_backward(grad_out, *ctx.saved_tensors, *ctx.options, mask)
+    return (*(g if need else None for g, need in zip(grads, mask)), None, None, None)
+
+
+torch.library.register_autograd("infaug::augment", _augment_backward, setup_context=_augment_setup_context)
+
+
+# ---- public functions ------------------------------------------------------------------------
+
+
+def warp(
+    x: Tensor,
+    theta_w: Tensor,
+    theta_b: Tensor,
+    *,
+    smooth: int = 3,
+    align_corners: bool = False,
+    padding_mode: str = "zeros",
+) -> Tensor:
+    r"""Warps images by a smoothed per-pixel affine flow field (SPEC 1.1), in one fused kernel.
+
+    For every pixel, with (u, v) the base grid of ``affine_grid``:
+
+    .. math::
+        s = (u, v) + \mathrm{box}_{k}\big(A (u, v) + t - (u, v)\big), \qquad
+        y = \mathrm{grid\_sample}(x, s)
+
+    where ``A = [[a, b], [c, d]]`` and ``t = (e, f)`` vary per pixel and ``box_k`` is a
+    ``smooth`` x ``smooth`` average over the in-bounds neighbours. Differentiable in ``x``,
+    ``theta_w`` and ``theta_b``; a gradient that is not required is not computed.
+
+    Args:
+        x: (N, C, H, W) images, float32 or float64 (also float16/bfloat16 on CUDA).
+        theta_w: (N, 4, H, W) the per-pixel matrix ``[[a, b], [c, d]]`` as channels (a, b, c, d).
+        theta_b: (N, 2, H, W) the per-pixel bias (e, f), in grid units (the image spans [-1, 1]).
+        smooth: odd size of the box filter applied to the displacement; 1 means none.
+        align_corners: as in ``torch.nn.functional.grid_sample``.
+        padding_mode: ``"zeros"``, ``"border"`` or ``"reflection"``, as in ``grid_sample``.
+
+    Returns:
+        (N, C, H, W) warped images, contiguous.
+
+    Example:
+        >>> import torch, infaug
+        >>> x = torch.rand(2, 3, 32, 32)
+        >>> identity = torch.tensor([1.0, 0.0, 0.0, 1.0]).view(1, 4, 1, 1).repeat(2, 1, 32, 32)
+        >>> shift = torch.zeros(2, 2, 32, 32)
+        >>> shift[:, 0] = 2 / 32  # one pixel to the right
+        >>> y = infaug.warp(x, identity, shift)
+        >>> torch.allclose(y[..., :-1], x[..., 1:])
+        True
+    """
+    return _ops.warp(x, theta_w, theta_b, smooth, align_corners, padding_mode)
+
+
+def augment(
+    x: Tensor,
+    theta_w: Tensor,
+    theta_b: Tensor,
+    color_w: Tensor,
+    color_b: Tensor,
+    *,
+    smooth: int = 3,
+    align_corners: bool = False,
+    padding_mode: str = "zeros",
+) -> Tensor:
+    r""":func:`warp` followed by a per-image colour transform (SPEC 1.2), in one fused kernel.
+
+    .. math::
+        \mathrm{out}[n, c] = \sum_k \mathrm{color\_w}[n, c, k]\, \mathrm{warp}(x)[n, k] + \mathrm{color\_b}[n, c]
+
+    Args:
+        x, theta_w, theta_b, smooth, align_corners, padding_mode: as in :func:`warp`.
+        color_w: (N, C, C) per-image colour matrix (the identity leaves colours unchanged).
+        color_b: (N, C) per-image colour offset.
+
+    Returns:
+        (N, C, H, W), differentiable in all five tensors.
+
+    Example:
+        >>> import torch, infaug
+        >>> x = torch.rand(4, 1, 28, 28)
+        >>> identity = torch.tensor([1.0, 0.0, 0.0, 1.0]).view(1, 4, 1, 1).repeat(4, 1, 28, 28)
+        >>> no_shift = torch.zeros(4, 2, 28, 28)
+        >>> brighter = infaug.augment(x, identity, no_shift, torch.full((4, 1, 1), 1.5), torch.zeros(4, 1))
+        >>> torch.allclose(brighter, 1.5 * x)
+        True
+    """
+    return _ops.augment(x, theta_w, theta_b, color_w, color_b, smooth, align_corners, padding_mode)
