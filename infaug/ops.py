@@ -16,11 +16,41 @@ def _grad_like(tensor: Tensor, needed: bool) -> Tensor:
     return tensor.new_empty(tensor.shape if needed else (0,))
 
 
+def _check_like_x(op: str, name: str, tensor: Tensor, x: Tensor) -> None:
+    # The compiled kernels check everything; a fake kernel runs instead of them whenever one input
+    # is a meta or fake tensor, so it repeats the checks that do not need data (torch.compile then
+    # reports the error at trace time, with the same message).
+    if tensor.device != x.device:
+        raise ValueError(f"infaug.{op}: {name} must be on the same device as x ({x.device}), got {tensor.device}")
+    if tensor.dtype != x.dtype:
+        raise TypeError(f"infaug.{op}: {name} must have the same dtype as x ({x.dtype}), got {tensor.dtype}")
+
+
+def _check_fake(op: str, x: Tensor, expected: dict, smooth: int) -> None:
+    if x.dim() != 4:
+        raise ValueError(f"infaug.{op}: x must have shape (N, C, H, W), got {tuple(x.shape)}")
+    for name, (tensor, shape) in expected.items():
+        if tuple(tensor.shape) != shape:
+            raise ValueError(f"infaug.{op}: {name} must have shape {shape}, got {tuple(tensor.shape)}")
+        _check_like_x(op, name, tensor, x)
+    if smooth < 1 or smooth % 2 == 0:
+        raise ValueError(f"infaug.{op}: smooth must be a positive odd integer, got {smooth}")
+
+
+def _expected_shapes(x: Tensor, theta_w: Tensor, theta_b: Tensor, *colour: Tensor) -> dict:
+    n, c, h, w = x.shape if x.dim() == 4 else (0, 0, 0, 0)
+    shapes = {"theta_w": (theta_w, (n, 4, h, w)), "theta_b": (theta_b, (n, 2, h, w))}
+    if colour:
+        shapes.update(color_w=(colour[0], (n, c, c)), color_b=(colour[1], (n, c)))
+    return shapes
+
+
 # ---- warp ------------------------------------------------------------------------------------
 
 
 @torch.library.register_fake("infaug::warp")
 def _warp_fake(x, theta_w, theta_b, smooth=3, align_corners=False, padding_mode="zeros"):
+    _check_fake("warp", x, _expected_shapes(x, theta_w, theta_b), smooth)
     return x.new_empty(x.shape)
 
 
@@ -49,6 +79,7 @@ torch.library.register_autograd("infaug::warp", _warp_backward, setup_context=_w
 
 @torch.library.register_fake("infaug::augment")
 def _augment_fake(x, theta_w, theta_b, color_w, color_b, smooth=3, align_corners=False, padding_mode="zeros"):
+    _check_fake("augment", x, _expected_shapes(x, theta_w, theta_b, color_w, color_b), smooth)
     return x.new_empty(x.shape)
 
 

@@ -21,6 +21,7 @@
 
 #include "../warp.h"
 #include "box_filter.h"
+#include "taps_avx2.h"
 #include "warp_spans.h"
 
 namespace infaug::cpu {
@@ -40,6 +41,7 @@ struct Geometry {
   std::vector<T> pixel_y;        // i as T
   std::vector<int32_t> column;   // j
   std::vector<T> inv_count;      // 1 / number of in-bounds pixels in the box window
+  bool pair_taps = false;        // gather with taps_avx2.h (float32, AVX2, unit column stride)
 
   Geometry(int64_t C_, int64_t H_, int64_t W_, int64_t smooth_size, bool align)
       : C(C_), H(H_), W(W_), HW(H_ * W_), radius(smooth_size / 2), smooth(smooth_size > 1),
@@ -160,9 +162,16 @@ INFAUG_INLINE void forward_image(const Geometry<T>& g, const Strides& xs, const 
     // Channel k's warped values go to y, or to scratch for the colour transform.
     T* out = kColor ? s.rows : im.y + p0;
     const int64_t out_stride = kColor ? n : HW;
-    for (int64_t k = 0; k < C; ++k)
+    for (int64_t k = 0; k < C; ++k) {
+      if constexpr (std::is_same_v<T, float>) {
+        if (g.pair_taps) {
+          gather_span_avx2(n, im.x + k * xs.c, xs.h, int32_t(g.W), q, out + k * out_stride);
+          continue;
+        }
+      }
       gather_span(n, im.x + k * xs.c, xs.h, xs.w, q.cx0, q.cx1, q.cy0, q.cy1, q.inside, q.w00,
                   q.w01, q.w10, q.w11, out + k * out_stride);
+    }
     if constexpr (kColor)
       mix_span<false>(C, n, im.color_w, im.color_b, s.rows, n, im.y + p0, HW);
   }
@@ -222,9 +231,15 @@ INFAUG_INLINE void backward_image(const Geometry<T>& g, const Strides& xs, const
         const T* gk = go + k * go_stride;
         T* vk = values + k * n;
         auto run = [&](auto point, auto value) {
-          sample_grad_span<decltype(point)::value, decltype(value)::value>(
-              n, plane, xs.h, xs.w, q.cx0, q.cx1, q.cy0, q.cy1, q.inside, q.tx, q.ty, q.w00,
-              q.w01, q.w10, q.w11, gk, grad_ix, grad_iy, vk);
+          constexpr bool kPoint = decltype(point)::value, kValues = decltype(value)::value;
+          if constexpr (std::is_same_v<T, float>) {
+            if (g.pair_taps)
+              return sample_grad_span_avx2<kPoint, kValues>(n, plane, xs.h, int32_t(W), q, gk,
+                                                            grad_ix, grad_iy, vk);
+          }
+          sample_grad_span<kPoint, kValues>(n, plane, xs.h, xs.w, q.cx0, q.cx1, q.cy0, q.cy1,
+                                            q.inside, q.tx, q.ty, q.w00, q.w01, q.w10, q.w11, gk,
+                                            grad_ix, grad_iy, vk);
         };
         using yes = std::true_type;
         using no = std::false_type;
@@ -342,6 +357,16 @@ bool use_avx2() {
 #endif
 }
 
+// Whether gathers can use taps_avx2.h: float32 on an AVX2 CPU, rows contiguous and 2+ wide.
+template <typename T>
+bool use_pair_taps(const Strides& xs, int64_t W) {
+#ifdef INFAUG_HAS_AVX2_KERNELS
+  return std::is_same_v<T, float> && use_avx2() && xs.w == 1 && W >= 2;
+#else
+  return false;
+#endif
+}
+
 // ---- launchers -------------------------------------------------------------------------------
 
 template <typename F>
@@ -402,7 +427,8 @@ at::Tensor forward(const char* op, const at::Tensor& x_in, const at::Tensor& the
 
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "infaug_warp_forward_cpu", [&] {
     using T = scalar_t;
-    const Geometry<T> g(C, H, W, smooth, align_corners);
+    Geometry<T> g(C, H, W, smooth, align_corners);
+    g.pair_taps = use_pair_taps<T>(xs, W);
     Batch<T> batch{};
     batch.first.x = x.const_data_ptr<T>();
     batch.first.theta_w = theta_w.const_data_ptr<T>();
@@ -460,7 +486,8 @@ std::vector<at::Tensor> backward(const char* op, const at::Tensor& grad_out_in, 
 
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "infaug_warp_backward_cpu", [&] {
     using T = scalar_t;
-    const Geometry<T> g(C, H, W, smooth, align_corners);
+    Geometry<T> g(C, H, W, smooth, align_corners);
+    g.pair_taps = use_pair_taps<T>(xs, W);
     auto out = [&](size_t k, bool needed) -> T* {
       return needed ? grads[k].mutable_data_ptr<T>() : nullptr;
     };

@@ -1,0 +1,36 @@
+"""Pictures of what infaug does: image grids written as PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+
+def image_grid(images: Tensor, *, columns: int = 8, padding: int = 2) -> np.ndarray:
+    """Tiles (N, C, H, W) images with values in [0, 1] (C = 1 or 3) into one (rows, cols[, 3]) uint8 array."""
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"images must have shape (N, 1 or 3, H, W), got {tuple(images.shape)}")
+    n, c, h, w = images.shape
+    rows = max(1, -(-n // columns))
+    canvas = torch.ones(c, rows * (h + padding) + padding, columns * (w + padding) + padding)
+    for k, image in enumerate(images.detach().float().cpu().clamp(0, 1)):
+        top, left = padding + (k // columns) * (h + padding), padding + (k % columns) * (w + padding)
+        canvas[:, top : top + h, left : left + w] = image
+    pixels = (canvas * 255).round().byte().permute(1, 2, 0).numpy()
+    return pixels[..., 0] if c == 1 else pixels
+
+
+def save_grid(images: Tensor, path: str | Path, *, columns: int = 8, scale: int = 3) -> Path:
+    """Writes :func:`image_grid` of ``images`` to ``path`` (PNG), enlarged ``scale`` times."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture = Image.fromarray(image_grid(images, columns=columns))
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    temporary = path.with_name(path.name + ".tmp")
+    picture.save(temporary, format="PNG")
+    temporary.replace(path)  # never leave a half-written picture behind
+    return path
