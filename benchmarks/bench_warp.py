@@ -110,6 +110,10 @@ def main() -> None:
 
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
+    # One specialisation per size, smooth and requires_grad pattern: raise dynamo's recompile limit
+    # so that none falls back to eager (which would silently time the eager reference).
+    torch._dynamo.config.recompile_limit = 256
+    torch._dynamo.config.fail_on_recompile_limit_hit = True
     compiled = None if args.no_compile else torch.compile(reference.warp, dynamic=False)
     env = common.environment(device)
     print(f"# infaug.warp vs reference on {env.get('gpu', env['cpu'])}, torch {env['torch']}, "

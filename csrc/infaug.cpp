@@ -21,6 +21,12 @@ TORCH_LIBRARY(infaug, m) {
       "_augment_backward(Tensor grad_out, Tensor x, Tensor theta_w, Tensor theta_b, Tensor color_w, "
       "Tensor color_b, int smooth, bool align_corners, str padding_mode, bool[5] output_mask) "
       "-> (Tensor, Tensor, Tensor, Tensor, Tensor)");
+  m.def(
+      "influence(Tensor features, Tensor labels, Tensor weight, Tensor? bias, Tensor s_weight, "
+      "Tensor? s_bias) -> Tensor");
+  m.def(
+      "_influence_backward(Tensor grad_scores, Tensor features, Tensor labels, Tensor weight, "
+      "Tensor? bias, Tensor s_weight, Tensor? s_bias) -> Tensor");
 }
 
 // A plain Python module: importing infaug._C loads this library and runs the registrations above.

@@ -3,6 +3,8 @@
 Public operators (registered under ``torch.ops.infaug`` with CPU and CUDA kernels):
     warp(x, theta_w, theta_b)                      smoothed per-pixel affine flow, bilinear warp
     augment(x, theta_w, theta_b, color_w, color_b) warp followed by a per-image colour transform
+    influence(features, labels, weight, bias, s_weight, s_bias)  closed-form last-layer influence
+The influence engine: LastLayerInfluence (s_val = H^-1 g_val, I_up, I_aug).
 The pure-torch definitions of the same operators live in ``infaug.reference``.
 """
 
@@ -10,7 +12,8 @@ from infaug._extension import load as _load
 
 _C = _load()  # registers torch.ops.infaug.* before anything refers to them
 
-from infaug.ops import augment, warp  # noqa: E402
+from infaug.ops import augment, influence, warp  # noqa: E402
+from infaug.engine import LastLayerInfluence, last_layer_features  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["augment", "warp"]
+__all__ = ["LastLayerInfluence", "augment", "influence", "last_layer_features", "warp"]

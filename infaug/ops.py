@@ -1,12 +1,12 @@
 """The thin layer over ``torch.ops.infaug``: fake kernels (for torch.compile and meta tensors),
 autograd, and the documented public functions. The kernels themselves are C++/CUDA (csrc/)."""
 
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from torch import Tensor
 
-__all__ = ["augment", "warp"]
+__all__ = ["augment", "influence", "warp"]
 
 _ops = torch.ops.infaug
 
@@ -17,13 +17,14 @@ def _grad_like(tensor: Tensor, needed: bool) -> Tensor:
 
 
 def _check_like_x(op: str, name: str, tensor: Tensor, x: Tensor) -> None:
+    first = "features" if op == "influence" else "x"
     # The compiled kernels check everything; a fake kernel runs instead of them whenever one input
     # is a meta or fake tensor, so it repeats the checks that do not need data (torch.compile then
     # reports the error at trace time, with the same message).
     if tensor.device != x.device:
-        raise ValueError(f"infaug.{op}: {name} must be on the same device as x ({x.device}), got {tensor.device}")
+        raise ValueError(f"infaug.{op}: {name} must be on the same device as {first} ({x.device}), got {tensor.device}")
     if tensor.dtype != x.dtype:
-        raise TypeError(f"infaug.{op}: {name} must have the same dtype as x ({x.dtype}), got {tensor.dtype}")
+        raise TypeError(f"infaug.{op}: {name} must have the same dtype as {first} ({x.dtype}), got {tensor.dtype}")
 
 
 def _check_fake(op: str, x: Tensor, expected: dict, smooth: int) -> None:
@@ -188,3 +189,102 @@ def augment(
         True
     """
     return _ops.augment(x, theta_w, theta_b, color_w, color_b, smooth, align_corners, padding_mode)
+
+
+# ---- influence -------------------------------------------------------------------------------
+
+
+@torch.library.register_fake("infaug::influence")
+def _influence_fake(features, labels, weight, bias, s_weight, s_bias):
+    _check_influence_fake(features, labels, weight, bias, s_weight, s_bias)
+    return features.new_empty(features.shape[:1])
+
+
+@torch.library.register_fake("infaug::_influence_backward")
+def _influence_backward_fake(grad_scores, features, labels, weight, bias, s_weight, s_bias):
+    _check_influence_fake(features, labels, weight, bias, s_weight, s_bias)
+    return features.new_empty(features.shape)
+
+
+def _check_influence_fake(features, labels, weight, bias, s_weight, s_bias) -> None:
+    if features.dim() != 2:
+        raise ValueError(f"infaug.influence: features must have shape (N, D), got {tuple(features.shape)}")
+    if weight.dim() != 2 or weight.shape[1] != features.shape[1]:
+        raise ValueError(
+            f"infaug.influence: weight must have shape (K, D) with D = {features.shape[1]}, got {tuple(weight.shape)}"
+        )
+    k = weight.shape[0]
+    _check_like_x("influence", "weight", weight, features)
+    for name, tensor, shape in [("s_weight", s_weight, (k, features.shape[1])), ("bias", bias, (k,)), ("s_bias", s_bias, (k,))]:
+        if tensor is None:
+            continue
+        if tuple(tensor.shape) != shape:
+            raise ValueError(f"infaug.influence: {name} must have shape {shape}, got {tuple(tensor.shape)}")
+        _check_like_x("influence", name, tensor, features)
+    if labels.shape != features.shape[:1] or labels.dtype != torch.int64:
+        raise ValueError(
+            f"infaug.influence: labels must be int64 of shape ({features.shape[0]},), got {labels.dtype} {tuple(labels.shape)}"
+        )
+
+
+def _influence_setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
+    ctx.save_for_backward(*(t if t is not None else torch.empty(0) for t in inputs))
+    ctx.has_bias = (inputs[3] is not None, inputs[5] is not None)
+
+
+def _influence_backward(ctx: Any, grad_scores: Tensor):
+    if any(ctx.needs_input_grad[2:]):
+        raise RuntimeError(
+            "infaug.influence is differentiable in features only; weight, bias, s_weight and s_bias "
+            "must not require grad (detach them)"
+        )
+    features, labels, weight, bias, s_weight, s_bias = ctx.saved_tensors
+    bias = bias if ctx.has_bias[0] else None
+    s_bias = s_bias if ctx.has_bias[1] else None
+    grad = None
+    if ctx.needs_input_grad[0]:
+        grad = _ops._influence_backward(grad_scores, features, labels, weight, bias, s_weight, s_bias)
+    return grad, None, None, None, None, None
+
+
+torch.library.register_autograd("infaug::influence", _influence_backward, setup_context=_influence_setup_context)
+
+
+def influence(
+    features: Tensor,
+    labels: Tensor,
+    weight: Tensor,
+    bias: Optional[Tensor],
+    s_weight: Tensor,
+    s_bias: Optional[Tensor],
+) -> Tensor:
+    r"""Up-weighting influence of each sample on the validation loss through a linear top layer
+    with softmax cross-entropy, in closed form (SPEC 1.3), in one fused kernel.
+
+    .. math::
+        p = \mathrm{softmax}(W h + b), \quad r = p - \mathrm{onehot}(y), \quad a = S h + t, \quad
+        \mathrm{score} = -\langle r, a \rangle = -\langle s_{val}, \nabla_\theta \ell(h, y) \rangle
+
+    The (N, K, D) per-sample gradients are never formed: one GEMM of the features against
+    ``[W; S]`` and a per-row epilogue. Differentiable in ``features``.
+
+    Args:
+        features: (N, D) penultimate features h.
+        labels: (N,) int64 classes in [0, K).
+        weight: (K, D) the last layer's weight W; bias: (K,) its bias b, or None.
+        s_weight: (K, D) and s_bias: (K,) or None: s_val = H^-1 g_val split like (W, b).
+
+    Returns:
+        (N,) scores I_up; removing sample i changes the validation loss by -I_up[i] / n.
+
+    Example:
+        >>> import torch, infaug
+        >>> h, y = torch.randn(5, 8), torch.tensor([0, 1, 2, 0, 1])
+        >>> W, b = torch.randn(3, 8), torch.zeros(3)
+        >>> S, t = torch.randn(3, 8), torch.randn(3)
+        >>> scores = infaug.influence(h, y, W, b, S, t)
+        >>> r = torch.softmax(h @ W.T + b, 1) - torch.nn.functional.one_hot(y, 3)
+        >>> torch.allclose(scores, -(r * (h @ S.T + t)).sum(1), atol=1e-5)
+        True
+    """
+    return _ops.influence(features, labels, weight, bias, s_weight, s_bias)

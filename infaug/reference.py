@@ -12,11 +12,13 @@ Example:
     True
 """
 
+from __future__ import annotations
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["augment", "base_grid", "displacement", "warp"]
+__all__ = ["augment", "base_grid", "displacement", "influence", "influence_per_sample", "warp"]
 
 
 def base_grid(
@@ -91,3 +93,27 @@ def augment(
     """Reference of :func:`infaug.augment`: ``color_w @ warp(x) + color_b`` per image (SPEC 1.2)."""
     y = warp(x, theta_w, theta_b, smooth=smooth, align_corners=align_corners, padding_mode=padding_mode)
     return torch.baddbmm(color_b.unsqueeze(2), color_w, y.flatten(2)).view_as(y)
+
+
+def influence(
+    features: Tensor, labels: Tensor, weight: Tensor, bias: Tensor | None, s_weight: Tensor, s_bias: Tensor | None
+) -> Tensor:
+    """Reference of :func:`infaug.influence`: the closed form in torch ops (SPEC 1.3)."""
+    probabilities = torch.softmax(F.linear(features, weight, bias), dim=1)
+    residual = probabilities - F.one_hot(labels, weight.shape[0]).to(features.dtype)
+    projection = F.linear(features, s_weight, s_bias)
+    return -(residual * projection).sum(1)
+
+
+def influence_per_sample(
+    features: Tensor, labels: Tensor, weight: Tensor, bias: Tensor | None, s_weight: Tensor, s_bias: Tensor | None
+) -> Tensor:
+    """The same scores from materialised per-sample gradients (N, K, D) of the cross-entropy: what
+    influence libraries do, and what the fused op avoids. For the benchmark and tests."""
+    probabilities = torch.softmax(F.linear(features, weight, bias), dim=1)
+    residual = probabilities - F.one_hot(labels, weight.shape[0]).to(features.dtype)
+    grad_weight = residual[:, :, None] * features[:, None, :]  # (N, K, D)
+    scores = -(grad_weight * s_weight).sum((1, 2))
+    if s_bias is not None:
+        scores = scores - residual @ s_bias
+    return scores

@@ -20,3 +20,13 @@ def device(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(params=DTYPES, ids=lambda d: str(d).replace("torch.", ""))
 def dtype(request: pytest.FixtureRequest) -> torch.dtype:
     return request.param
+
+
+@pytest.fixture(scope="session")
+def mnist_or_embedded():
+    """Real MNIST training digits from ../shared/data when present, else the embedded 5000."""
+    from infaug.data import embedded_digits, load_mnist
+
+    if (DATA_DIR / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").exists():
+        return load_mnist(DATA_DIR, "train")
+    return embedded_digits()

@@ -1,0 +1,32 @@
+// infaug::influence: the up-weighting influence of each sample on the validation loss through a
+// linear top layer with softmax cross-entropy, in closed form (SPEC 1.3).
+//
+// Schemas (declared in infaug.cpp):
+//
+//   influence(features, labels, weight, bias, s_weight, s_bias) -> scores
+//     features: (N, D) penultimate features h
+//     labels:   (N,) int64 classes in [0, K)
+//     weight:   (K, D) last layer W;   bias:   (K,) b, or None
+//     s_weight: (K, D) s_val's W part; s_bias: (K,) s_val's b part, or None
+//     scores:   (N,)  -(r . a) with p = softmax(W h + b), r = p - onehot(y), a = S h + t
+//
+//   _influence_backward(grad_scores, features, labels, weight, bias, s_weight, s_bias)
+//     -> grad_features (N, D) = -grad_scores * (S^T r + W^T (p * (a - <p, a>))) per row
+//
+// Both read each row of features once, through one GEMM against [W; S] (2K x D); the softmax, the
+// residual, the projection and the dot product are a per-row epilogue on the (N, 2K) result. The
+// (N, K, D) per-sample gradients are never formed.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/Optional.h>
+
+namespace infaug {
+
+// Shape, dtype and device checks shared by every backend; errors name the argument and the
+// expected and received values. Label values are checked by the kernels (they need the data).
+void check_influence_args(const at::Tensor& features, const at::Tensor& labels,
+                          const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
+                          const at::Tensor& s_weight, const c10::optional<at::Tensor>& s_bias);
+
+}  // namespace infaug

@@ -1,0 +1,320 @@
+"""The influence engine (SPEC 2), `infaug.LastLayerInfluence` (a module apart from the op `infaug.influence`
+(ops.py), whose name it would otherwise shadow): s_val = H^-1 g_val for a linear top layer with softmax
+cross-entropy, and the influence of training samples (I_up) and of their augmentations (I_aug).
+
+theta = (W, b) is flattened as a (K, P) matrix, P = D + 1 with a bias (the bias is the last column)
+and P = D without. For one sample, with h~ = [h; 1], the Hessian of the cross-entropy is
+(diag(p) - p p^T) kron (h~ h~^T) and its gradient is r h~^T with r = p - onehot(y).
+
+Example:
+    >>> import torch
+    >>> from infaug import LastLayerInfluence
+    >>> W, b = torch.randn(3, 5), torch.zeros(3)
+    >>> train_h, train_y = torch.randn(100, 5), torch.randint(0, 3, (100,))
+    >>> val_h, val_y = torch.randn(20, 5), torch.randint(0, 3, (20,))
+    >>> engine = LastLayerInfluence(W, b, damping=0.01).fit(train_h, train_y).set_validation(val_h, val_y)
+    >>> engine.solve_info["residual"] < 1e-8
+    True
+    >>> engine.up(train_h[:4], train_y[:4]).shape  # removing sample i changes the val loss by -I_up / n
+    torch.Size([4])
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Iterable, Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from infaug.ops import influence
+
+__all__ = ["LastLayerInfluence", "last_layer_features"]
+
+Batches = Union[Tensor, Iterable[Tuple[Tensor, Tensor]]]
+METHODS = ("auto", "exact", "cg", "lissa")
+
+
+class LastLayerInfluence:
+    """Influence functions restricted to the last (linear) layer of a classifier.
+
+    Args:
+        weight: (K, D) the last layer's weight W. bias: (K,) its bias b, or None.
+        damping: lambda >= 0 added to the Hessian (and the L2 weight the model is assumed trained with).
+        method: "exact" (the K*P square Hessian accumulated in float64 and factorised), "cg"
+            (conjugate gradients with matrix-free Hessian-vector products, two GEMMs over the
+            training features each), "lissa" (the stochastic recursion of Agarwal et al.), or
+            "auto": exact while K*P <= ``exact_limit``, else cg.
+        solver_options: cg: ``tol`` (1e-10), ``max_iter`` (1000). lissa: ``scale`` (10),
+            ``depth`` (1000), ``repeats`` (1), ``batch_size`` (None: all training samples),
+            ``seed`` (0). auto: ``exact_limit`` (4096).
+
+    After :meth:`set_validation`, ``solve_info`` holds the method, iterations, seconds and the
+    relative residual ``|H s - g| / |g|`` of the solve.
+    """
+
+    def __init__(
+        self, weight: Tensor, bias: Optional[Tensor] = None, *, damping: float = 0.01, method: str = "auto", **solver_options
+    ) -> None:
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
+        if weight.dim() != 2:
+            raise ValueError(f"weight must have shape (K, D), got {tuple(weight.shape)}")
+        if bias is not None and (bias.shape != weight.shape[:1] or bias.device != weight.device):
+            raise ValueError(
+                f"bias must have shape (K,) = ({weight.shape[0]},) on {weight.device}, got {tuple(bias.shape)} on {bias.device}"
+            )
+        if damping < 0 or not math.isfinite(damping):
+            raise ValueError(f"damping must be a finite number >= 0, got {damping}")
+        self.weight = weight.detach()
+        self.bias = None if bias is None else bias.detach()
+        self.damping = float(damping)
+        self.num_classes, self.num_features = weight.shape
+        self.num_params = self.num_features + (bias is not None)
+        size = self.num_classes * self.num_params
+        exact_limit = solver_options.pop("exact_limit", 4096)
+        self.method = method if method != "auto" else ("exact" if size <= exact_limit else "cg")
+        allowed = {"exact": set(), "cg": {"tol", "max_iter"}, "lissa": {"scale", "depth", "repeats", "batch_size", "seed"}}
+        unknown = set(solver_options) - allowed[self.method]
+        if unknown:
+            raise TypeError(f"unknown options for method {self.method!r}: {sorted(unknown)}; it takes {sorted(allowed[self.method])}")
+        self.solver_options = solver_options
+        self.count = 0
+        # exact: the Hessian sum in float64; cg/lissa: the training features and their softmax.
+        self._hessian_sum: Optional[Tensor] = None
+        self._train: list[Tuple[Tensor, Tensor]] = []
+        self.s_weight: Optional[Tensor] = None
+        self.s_bias: Optional[Tensor] = None
+        self.solve_info: dict = {}
+
+    # ---- data --------------------------------------------------------------------------------
+
+    def _batches(self, features: Batches, labels: Optional[Tensor], argument: str):
+        if isinstance(features, Tensor):
+            if labels is None:
+                raise ValueError(f"{argument}: labels are required with a features tensor")
+            yield self._checked(features, labels, argument)
+            return
+        if labels is not None:
+            raise ValueError(f"{argument}: give labels inside the iterable of (features, labels) batches, not separately")
+        for batch in features:
+            yield self._checked(batch[0], batch[1], argument)
+
+    def _checked(self, features: Tensor, labels: Tensor, argument: str) -> Tuple[Tensor, Tensor]:
+        if features.dim() != 2 or features.shape[1] != self.num_features:
+            raise ValueError(f"{argument}: features must have shape (N, D) = (N, {self.num_features}), got {tuple(features.shape)}")
+        if labels.shape != features.shape[:1]:
+            raise ValueError(f"{argument}: labels must have shape ({features.shape[0]},), got {tuple(labels.shape)}")
+        if features.device != self.weight.device or labels.device != self.weight.device:
+            raise ValueError(
+                f"{argument}: features and labels must be on the weight's device ({self.weight.device}), "
+                f"got {features.device} and {labels.device}"
+            )
+        if labels.dtype != torch.int64:
+            raise TypeError(f"{argument}: labels must be torch.int64, got {labels.dtype}")
+        if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise ValueError(
+                f"{argument}: labels must lie in [0, K) = [0, {self.num_classes}), "
+                f"got values from {int(labels.min())} to {int(labels.max())}"
+            )
+        return features.detach(), labels
+
+    def _extended(self, features: Tensor) -> Tensor:
+        """h~ = [h, 1] in float64 (or h without a bias)."""
+        h = features.to(torch.float64)
+        return F.pad(h, (0, 1), value=1.0) if self.bias is not None else h
+
+    def _probabilities(self, features: Tensor) -> Tensor:
+        logits = F.linear(features.to(torch.float64), self.weight.double(), None if self.bias is None else self.bias.double())
+        return torch.softmax(logits, dim=1)
+
+    # ---- fit and validation ------------------------------------------------------------------
+
+    def fit(self, features: Batches, labels: Optional[Tensor] = None) -> "LastLayerInfluence":
+        """Accumulates the Hessian over training samples: a (N, D) tensor with (N,) labels, or an
+        iterable of (features, labels) batches (a DataLoader). May be called any number of times."""
+        for h, y in self._batches(features, labels, "fit"):
+            p = self._probabilities(h)
+            self.count += h.shape[0]
+            if self.method == "exact":
+                self._accumulate_hessian(self._extended(h), p)
+            else:
+                self._train.append((h, p))
+        self.s_weight = self.s_bias = None  # a new fit invalidates s_val
+        return self
+
+    def _accumulate_hessian(self, h: Tensor, p: Tensor) -> None:
+        k, size = self.num_classes, self.num_classes * self.num_params
+        if self._hessian_sum is None:
+            self._hessian_sum = torch.zeros(size, size, dtype=torch.float64, device=h.device)
+        blocks = torch.einsum("nk,nd,ne->kde", p, h, h)  # sum_i p_ik h~_i h~_i^T
+        view = self._hessian_sum.view(k, self.num_params, k, self.num_params)
+        view.diagonal(dim1=0, dim2=2).add_(blocks.permute(1, 2, 0))
+        outer = (p[:, :, None] * h[:, None, :]).reshape(h.shape[0], size)  # p_i kron h~_i
+        self._hessian_sum.addmm_(outer.T, outer, alpha=-1.0)
+
+    def hessian_vector_product(self, vector: Tensor, rows: Optional[Tensor] = None) -> Tensor:
+        """H v for v (K, P) in float64, without forming H (two GEMMs over the stored training
+        features; ``rows`` picks a subset of them, as LiSSA's minibatches do)."""
+        self._require_fit("hessian_vector_product")
+        if self._hessian_sum is not None:
+            flat = self._hessian_sum @ vector.reshape(-1) / self.count
+            return flat.view_as(vector) + self.damping * vector
+        total = torch.zeros_like(vector)
+        count = 0
+        chunks = self._train if rows is None else [self._rows(rows)]
+        for h, p in chunks:
+            h = self._extended(h)
+            z = h @ vector.T  # (B, K)
+            q = p * z - p * (p * z).sum(1, keepdim=True)  # (diag(p) - p p^T) z per sample
+            total += q.T @ h
+            count += h.shape[0]
+        return total / count + self.damping * vector
+
+    def _rows(self, rows: Tensor) -> Tuple[Tensor, Tensor]:
+        if not hasattr(self, "_all_train") or self._all_train[0].shape[0] != self.count:
+            self._all_train = (torch.cat([h for h, _ in self._train]), torch.cat([p for _, p in self._train]))
+        return self._all_train[0][rows], self._all_train[1][rows]
+
+    def validation_gradient(self, features: Batches, labels: Optional[Tensor] = None) -> Tensor:
+        """g_val (K, P) in float64: the gradient of the mean validation cross-entropy."""
+        total, count = None, 0
+        for h, y in self._batches(features, labels, "set_validation"):
+            residual = self._probabilities(h) - F.one_hot(y, self.num_classes).double()
+            part = residual.T @ self._extended(h)
+            total = part if total is None else total + part
+            count += h.shape[0]
+        if count == 0:
+            raise ValueError("set_validation: no validation samples given")
+        return total / count
+
+    def set_validation(self, features: Batches, labels: Optional[Tensor] = None) -> "LastLayerInfluence":
+        """Computes s_val = H^-1 g_val from validation samples (a tensor with labels, or batches)."""
+        self._require_fit("set_validation")
+        g = self.validation_gradient(features, labels)
+        start = time.perf_counter()
+        solution, iterations = getattr(self, f"_solve_{self.method}")(g)
+        seconds = time.perf_counter() - start
+        residual = (self.hessian_vector_product(solution) - g).norm() / g.norm().clamp_min(1e-300)
+        self.solve_info = dict(method=self.method, iterations=iterations, seconds=seconds, residual=float(residual))
+        solution = solution.to(self.weight.dtype)
+        self.s_weight = solution[:, : self.num_features].contiguous()
+        self.s_bias = solution[:, self.num_features].contiguous() if self.bias is not None else None
+        return self
+
+    def _require_fit(self, what: str) -> None:
+        if self.count == 0:
+            raise RuntimeError(f"{what} needs the training samples first: call fit(features, labels)")
+
+    # ---- solvers -----------------------------------------------------------------------------
+
+    def _solve_exact(self, g: Tensor) -> Tuple[Tensor, int]:
+        size = g.numel()
+        hessian = self._hessian_sum / self.count + self.damping * torch.eye(size, dtype=torch.float64, device=g.device)
+        factor, info = torch.linalg.cholesky_ex(hessian)
+        if int(info) != 0:
+            raise RuntimeError(
+                "exact: the damped Hessian is not positive definite (damping "
+                f"{self.damping}); use a positive damping"
+            )
+        return torch.cholesky_solve(g.reshape(-1, 1), factor).view_as(g), 1
+
+    def _solve_cg(self, g: Tensor) -> Tuple[Tensor, int]:
+        tol = self.solver_options.get("tol", 1e-10)
+        max_iter = self.solver_options.get("max_iter", 1000)
+        x = torch.zeros_like(g)
+        r = g.clone()
+        d = r.clone()
+        rr = (r * r).sum()
+        target = tol * g.norm()
+        for iteration in range(1, max_iter + 1):
+            hd = self.hessian_vector_product(d)
+            step = rr / (d * hd).sum()
+            x += step * d
+            r -= step * hd
+            rr_next = (r * r).sum()
+            if rr_next.sqrt() <= target:
+                return x, iteration
+            d = r + (rr_next / rr) * d
+            rr = rr_next
+        return x, max_iter
+
+    def _solve_lissa(self, g: Tensor) -> Tuple[Tensor, int]:
+        scale = float(self.solver_options.get("scale", 10.0))
+        depth = int(self.solver_options.get("depth", 1000))
+        repeats = int(self.solver_options.get("repeats", 1))
+        batch_size = self.solver_options.get("batch_size")
+        generator = torch.Generator(device="cpu").manual_seed(int(self.solver_options.get("seed", 0)))
+        estimates = []
+        for _ in range(repeats):
+            x = g.clone()
+            for step in range(depth):
+                rows = None
+                if batch_size is not None and batch_size < self.count:
+                    rows = torch.randint(0, self.count, (batch_size,), generator=generator).to(g.device)
+                # x <- g + (I - H / scale) x: converges to scale * H^-1 g when scale > lambda_max(H) / 2
+                x = g + x - self.hessian_vector_product(x, rows) / scale
+                if not torch.isfinite(x).all() or x.norm() > 1e8 * (g.norm() + 1e-300):
+                    largest = self.largest_eigenvalue()
+                    raise RuntimeError(
+                        f"lissa diverged at step {step + 1} with scale={scale}: the recursion needs scale > "
+                        f"lambda_max(H) / 2 = {largest / 2:.4g}; scale={2 * largest:.4g} would work"
+                    )
+            estimates.append(x / scale)
+        return torch.stack(estimates).mean(0), depth * repeats
+
+    def largest_eigenvalue(self, iterations: int = 100) -> float:
+        """lambda_max of the damped Hessian, by power iteration on Hessian-vector products."""
+        generator = torch.Generator(device="cpu").manual_seed(0)
+        v = torch.randn(self.num_classes, self.num_params, generator=generator, dtype=torch.float64).to(self.weight.device)
+        value = 0.0
+        for _ in range(iterations):
+            v = v / v.norm()
+            hv = self.hessian_vector_product(v)
+            value = float((v * hv).sum())
+            v = hv
+        return value
+
+    # ---- influence ---------------------------------------------------------------------------
+
+    def _require_validation(self, what: str) -> None:
+        if self.s_weight is None:
+            raise RuntimeError(f"{what} needs s_val: call fit(...) then set_validation(features, labels)")
+
+    def up(self, features: Tensor, labels: Tensor) -> Tensor:
+        """I_up (N,) of samples (h, y): removing sample i changes the validation loss by -I_up[i] / n.
+        Differentiable in ``features``."""
+        self._require_validation("up")
+        self._checked(features.detach(), labels, "up")
+        return influence(features, labels, self.weight, self.bias, self.s_weight, self.s_bias)
+
+    def aug(self, features: Tensor, features_aug: Tensor, labels: Tensor) -> Tensor:
+        """I_aug (N,) = I_up(augmented) - I_up(original): replacing sample i by its augmentation
+        changes the validation loss by +I_aug[i] / n, so a good augmentation has I_aug < 0."""
+        if features_aug.shape != features.shape:
+            raise ValueError(f"aug: features_aug must have the shape of features {tuple(features.shape)}, got {tuple(features_aug.shape)}")
+        return self.up(features_aug, labels) - self.up(features, labels)
+
+
+def last_layer_features(model: nn.Module, inputs: Tensor) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    """Runs ``model`` on ``inputs`` and returns (features, weight, bias): the input of its last
+    ``nn.Linear`` layer, whose output must be the model's output, and that layer's parameters."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear layer")
+    last = linears[-1]
+    captured = {}
+
+    def hook(module, args, output):
+        captured["features"], captured["output"] = args[0], output
+
+    handle = last.register_forward_hook(hook)
+    try:
+        output = model(inputs)
+    finally:
+        handle.remove()
+    if "output" not in captured or captured["output"] is not output:
+        raise ValueError(f"the last nn.Linear of {type(model).__name__} does not produce the model's output")
+    return captured["features"], last.weight, last.bias

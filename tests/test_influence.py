@@ -1,0 +1,233 @@
+"""infaug.influence (SPEC 1.3) and LastLayerInfluence (SPEC 2), including the check against real
+retraining (SPEC 2.4)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import infaug
+from infaug import LastLayerInfluence, last_layer_features, reference
+
+
+def problem(n=64, d=7, k=4, *, bias=True, dtype=torch.float64, device="cpu", seed=0):
+    g = torch.Generator().manual_seed(seed)
+    kw = dict(dtype=dtype, device=device)
+    h = torch.randn(n, d, generator=g).to(**kw)
+    y = torch.randint(0, k, (n,), generator=g).to(device)
+    W, S = torch.randn(k, d, generator=g).to(**kw), torch.randn(k, d, generator=g).to(**kw)
+    b = torch.randn(k, generator=g).to(**kw) if bias else None
+    t = torch.randn(k, generator=g).to(**kw) if bias else None
+    return h, y, W, b, S, t
+
+
+# ---- the op ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("n", [0, 1, 37])
+def test_influence_matches_closed_form(bias, n, dtype, device):
+    args = problem(n=n, bias=bias, dtype=dtype, device=device)
+    tol = dict(atol=1e-5, rtol=1e-5) if dtype == torch.float32 else dict(atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(infaug.influence(*args), reference.influence(*args), **tol)
+    torch.testing.assert_close(reference.influence_per_sample(*args), reference.influence(*args), **tol)
+
+
+def test_influence_is_minus_dot_with_per_sample_gradient(device):
+    """scores = -<s_val, grad_theta l(z)>, the gradient taken by autograd through cross-entropy."""
+    h, y, W, b, S, t = problem(n=5, device=device)
+    for i in range(5):
+        Wg, bg = W.clone().requires_grad_(), b.clone().requires_grad_()
+        gW, gb = torch.autograd.grad(F.cross_entropy(F.linear(h[i : i + 1], Wg, bg), y[i : i + 1]), (Wg, bg))
+        expected = -((gW * S).sum() + (gb * t).sum())
+        torch.testing.assert_close(infaug.influence(h, y, W, b, S, t)[i], expected)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_influence_gradcheck(bias, seed, device):
+    h, y, W, b, S, t = problem(n=9, d=5, k=3, bias=bias, device=device, seed=seed)
+    h.requires_grad_()
+    assert torch.autograd.gradcheck(lambda f: infaug.influence(f, y, W, b, S, t), (h,))
+    assert torch.autograd.gradgradcheck is not None  # (double backward is not supported: first order only)
+    # and the gradient equals the closed form of SPEC 1.3
+    grad = torch.autograd.grad(infaug.influence(h, y, W, b, S, t).sum(), h)[0]
+    p = torch.softmax(F.linear(h, W, b), 1)
+    a = F.linear(h, S, t)
+    r = p - F.one_hot(y, 3)
+    expected = -(r @ S + (p * (a - (p * a).sum(1, keepdim=True))) @ W)
+    torch.testing.assert_close(grad, expected)
+
+
+def test_influence_refuses_gradients_to_parameters():
+    h, y, W, b, S, t = problem()
+    with pytest.raises(RuntimeError, match="differentiable in features only"):
+        infaug.influence(h, y, W.requires_grad_(), b, S, t).sum().backward()
+
+
+def test_influence_opcheck_and_compile(device):
+    for bias in [True, False]:
+        h, y, W, b, S, t = problem(n=6, bias=bias, device=device)
+        torch.library.opcheck(torch.ops.infaug.influence, (h.requires_grad_(), y, W, b, S, t))
+        torch.library.opcheck(torch.ops.infaug._influence_backward, (torch.randn(6, dtype=h.dtype, device=device), h.detach(), y, W, b, S, t))
+    torch._dynamo.reset()
+    h, y, W, b, S, t = problem(n=6, device=device)
+    h.requires_grad_()
+    compiled = torch.compile(lambda f: infaug.influence(f, y, W, b, S, t).square().sum(), fullgraph=True, backend="aot_eager")
+    eager = infaug.influence(h, y, W, b, S, t).square().sum()
+    torch.testing.assert_close(torch.autograd.grad(compiled(h), h)[0], torch.autograd.grad(eager, h)[0])
+
+
+@pytest.mark.parametrize(
+    "change, error, message",
+    [
+        (lambda a: {"labels": torch.full_like(a["labels"], 4)}, ValueError, r"labels must lie in \[0, K\) = \[0, 4\), got values from 4 to 4"),
+        (lambda a: {"labels": a["labels"] - 1}, ValueError, r"labels must lie in \[0, K\)"),
+        (lambda a: {"weight": a["weight"][:, :6]}, ValueError, r"weight must have shape \(K, D\) = \(4, 7\), got \(4, 6\)"),
+        (lambda a: {"s_weight": a["s_weight"][:3]}, ValueError, r"s_weight must have shape \(K, D\) = \(4, 7\), got \(3, 7\)"),
+        (lambda a: {"bias": a["bias"][:2]}, ValueError, r"bias must have shape \(K,\) = \(4,\), got \(2,\)"),
+        (lambda a: {"labels": a["labels"][:5]}, ValueError, r"labels must have shape \(N,\) = \(64,\), got \(5,\)"),
+        (lambda a: {"labels": a["labels"].int()}, TypeError, r"labels must be torch.int64, got torch.int32"),
+        (lambda a: {"s_bias": a["s_bias"].float()}, TypeError, r"s_bias must have the same dtype as features \(torch.float64\)"),
+        (lambda a: {"features": a["features"][0]}, ValueError, r"features must have shape \(N, D\), got \(7,\)"),
+        (lambda a: {"weight": a["weight"].to("meta")}, ValueError, r"weight must be on the same device as features"),
+    ],
+)
+def test_influence_bad_input(change, error, message):
+    args = dict(zip(["features", "labels", "weight", "bias", "s_weight", "s_bias"], problem()))
+    args.update(change(args))
+    with pytest.raises(error, match=message):
+        infaug.influence(**args)
+
+
+# ---- the engine ------------------------------------------------------------------------------
+
+
+def engine_problem(n=300, d=6, k=4, seed=0, device="cpu"):
+    g = torch.Generator().manual_seed(seed)
+    h = torch.randn(n, d, generator=g, dtype=torch.float64).to(device)
+    W = torch.randn(k, d, generator=g, dtype=torch.float64).to(device)
+    y = torch.distributions.Categorical(logits=h @ W.T.cpu() if device == "cpu" else (h @ W.T).cpu()).sample().to(device)
+    b = torch.randn(k, generator=g, dtype=torch.float64).to(device) * 0.1
+    hv = torch.randn(80, d, generator=g, dtype=torch.float64).to(device)
+    yv = torch.randint(0, k, (80,), generator=g).to(device)
+    return h, y, W, b, hv, yv
+
+
+def test_fit_in_batches_equals_fit_at_once(device):
+    h, y, W, b, hv, yv = engine_problem(device=device)
+    for method in ["exact", "cg"]:
+        once = LastLayerInfluence(W, b, method=method).fit(h, y).set_validation(hv, yv)
+        loader = [(h[i : i + 64], y[i : i + 64]) for i in range(0, len(h), 64)]
+        batched = LastLayerInfluence(W, b, method=method)
+        batched.fit(loader[:2]).fit(loader[2:])  # several calls, each an iterable of batches
+        batched.set_validation(loader[:0] + [(hv[:40], yv[:40]), (hv[40:], yv[40:])])
+        torch.testing.assert_close(batched.s_weight, once.s_weight, atol=1e-10, rtol=1e-9)
+        torch.testing.assert_close(batched.s_bias, once.s_bias, atol=1e-10, rtol=1e-9)
+
+
+def test_exact_hessian_matches_autograd():
+    h, y, W, b, hv, yv = engine_problem(n=50, d=3, k=3)
+    engine = LastLayerInfluence(W, b, damping=0.05, method="exact").fit(h, y)
+    theta = torch.cat([W, b[:, None]], 1)
+
+    def loss(t):
+        return F.cross_entropy(F.linear(h, t[:, :3], t[:, 3]), y) + 0.05 / 2 * t.square().sum()
+
+    hessian = torch.autograd.functional.hessian(loss, theta).reshape(12, 12)
+    v = torch.randn(3, 4, dtype=torch.float64)
+    torch.testing.assert_close(engine.hessian_vector_product(v), (hessian @ v.reshape(-1)).view(3, 4))
+    cg = LastLayerInfluence(W, b, damping=0.05, method="cg").fit(h, y)
+    torch.testing.assert_close(cg.hessian_vector_product(v), (hessian @ v.reshape(-1)).view(3, 4))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_cg_agrees_with_exact(bias, device):
+    h, y, W, b, hv, yv = engine_problem(device=device)
+    b = b if bias else None
+    exact = LastLayerInfluence(W, b, method="exact").fit(h, y).set_validation(hv, yv)
+    cg = LastLayerInfluence(W, b, method="cg").fit(h, y).set_validation(hv, yv)
+    assert exact.solve_info["residual"] < 1e-10 and cg.solve_info["residual"] < 1e-8
+    error = (cg.s_weight - exact.s_weight).norm() / exact.s_weight.norm()
+    assert error < 1e-4
+    torch.testing.assert_close(cg.up(h, y), exact.up(h, y), atol=1e-6, rtol=1e-4)
+
+
+def test_lissa_agrees_within_a_few_percent():
+    h, y, W, b, hv, yv = engine_problem()
+    exact = LastLayerInfluence(W, b, damping=0.1, method="exact").fit(h, y).set_validation(hv, yv)
+    scale = 2 * exact.largest_eigenvalue()
+    lissa = LastLayerInfluence(W, b, damping=0.1, method="lissa", scale=scale, depth=400, batch_size=100, repeats=4)
+    lissa.fit(h, y).set_validation(hv, yv)
+    error = (lissa.s_weight - exact.s_weight).norm() / exact.s_weight.norm()
+    assert error < 0.05, error
+    assert lissa.solve_info["residual"] < 0.05
+
+
+def test_lissa_divergence_names_a_scale_that_works():
+    h, y, W, b, hv, yv = engine_problem()
+    engine = LastLayerInfluence(W, b, damping=0.1, method="lissa", scale=0.01, depth=200).fit(h, y)
+    with pytest.raises(RuntimeError, match=r"lissa diverged .* scale=([0-9.e+-]+) would work") as info:
+        engine.set_validation(hv, yv)
+    suggested = float(info.value.args[0].rsplit("scale=", 1)[1].split()[0])
+    fixed = LastLayerInfluence(W, b, damping=0.1, method="lissa", scale=suggested, depth=1000).fit(h, y).set_validation(hv, yv)
+    assert torch.isfinite(fixed.s_weight).all() and fixed.solve_info["residual"] < 0.05
+
+
+def test_auto_picks_exact_for_small_and_cg_for_large():
+    W = torch.zeros(10, 100)
+    assert LastLayerInfluence(W, torch.zeros(10)).method == "exact"
+    assert LastLayerInfluence(torch.zeros(100, 512), torch.zeros(100)).method == "cg"
+
+
+def test_up_and_aug_signs_and_shapes():
+    h, y, W, b, hv, yv = engine_problem()
+    engine = LastLayerInfluence(W, b).fit(h, y).set_validation(hv, yv)
+    assert engine.up(h, y).shape == (300,)
+    torch.testing.assert_close(engine.aug(h, h, y), torch.zeros(300, dtype=torch.float64))
+    shifted = h + 0.1
+    torch.testing.assert_close(engine.aug(h, shifted, y), engine.up(shifted, y) - engine.up(h, y))
+
+
+def test_last_layer_features():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3))
+    x = torch.randn(5, 3, 4)
+    features, weight, bias = last_layer_features(model, x)
+    assert features.shape == (5, 8) and weight is model[3].weight and bias is model[3].bias
+    torch.testing.assert_close(F.linear(features, weight, bias), model(x))
+    with pytest.raises(ValueError, match="does not produce the model's output"):
+        last_layer_features(nn.Sequential(nn.Linear(12, 3), nn.Softmax(1)), torch.randn(2, 12))
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda e, h, y: LastLayerInfluence(e.weight, e.bias, method="newton"), ValueError, r"method must be one of 'auto', 'exact', 'cg', 'lissa', got 'newton'"),
+        (lambda e, h, y: LastLayerInfluence(e.weight, e.bias, method="cg", depth=3), TypeError, r"unknown options for method 'cg': \['depth'\]"),
+        (lambda e, h, y: e.set_validation(h, y), RuntimeError, r"set_validation needs the training samples first: call fit"),
+        (lambda e, h, y: e.up(h, y), RuntimeError, r"up needs s_val"),
+        (lambda e, h, y: e.fit(h[:, :5], y), ValueError, r"fit: features must have shape \(N, D\) = \(N, 6\), got \(300, 5\)"),
+        (lambda e, h, y: e.fit(h, y + 10), ValueError, r"fit: labels must lie in \[0, K\) = \[0, 4\)"),
+        (lambda e, h, y: e.fit(h.to("meta"), y), ValueError, r"fit: features and labels must be on the weight's device \(cpu\), got meta and cpu"),
+        (lambda e, h, y: LastLayerInfluence(e.weight, e.bias, damping=-1.0), ValueError, r"damping must be a finite number >= 0"),
+    ],
+)
+def test_engine_bad_input(call, error, message):
+    h, y, W, b, hv, yv = engine_problem()
+    engine = LastLayerInfluence(W, b)
+    with pytest.raises(error, match=message):
+        call(engine, h, y)
+
+
+# ---- ground truth ----------------------------------------------------------------------------
+
+
+def test_predictions_match_retraining(mnist_or_embedded):
+    """SPEC 2.4 in small: removals and replacements on real digits, retrained for real."""
+    from infaug.ground_truth import check_influence
+
+    result = check_influence(mnist_or_embedded, train_size=2000, validation_size=500, removals=20, replacements=20)
+    assert result.removal.pearson >= 0.98, result.summary()
+    assert result.replacement.pearson >= 0.99, result.summary()
+    assert abs(result.removal.slope - 1) <= 0.15, result.summary()
+    assert abs(result.replacement.slope - 1) <= 0.15, result.summary()
