@@ -23,9 +23,9 @@ TORCH_LIBRARY(infaug, m) {
       "-> (Tensor, Tensor, Tensor, Tensor, Tensor)");
   m.def(
       "influence(Tensor features, Tensor labels, Tensor weight, Tensor? bias, Tensor s_weight, "
-      "Tensor? s_bias) -> Tensor");
+      "Tensor? s_bias) -> (Tensor scores, Tensor projections)");
   m.def(
-      "_influence_backward(Tensor grad_scores, Tensor features, Tensor labels, Tensor weight, "
+      "_influence_backward(Tensor grad_scores, Tensor projections, Tensor labels, Tensor weight, "
       "Tensor? bias, Tensor s_weight, Tensor? s_bias) -> Tensor");
 }
 

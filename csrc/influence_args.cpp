@@ -45,16 +45,20 @@ void check_vector_like(const char* name, const at::Tensor& t, int64_t size,
 
 void check_influence_args(const at::Tensor& features, const at::Tensor& labels,
                           const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
-                          const at::Tensor& s_weight, const c10::optional<at::Tensor>& s_bias) {
+                          const at::Tensor& s_weight, const c10::optional<at::Tensor>& s_bias,
+                          bool projections) {
   TORCH_CHECK_VALUE(features.dim() == 2, "infaug.influence: features must have shape (N, D), got ",
                     shape_of(features));
   TORCH_CHECK_TYPE(at::isFloatingType(features.scalar_type()),
                    "infaug.influence: features must be a floating point tensor, got ",
                    dtype_name(features.scalar_type()));
-  const int64_t N = features.size(0), D = features.size(1);
   TORCH_CHECK_VALUE(weight.dim() == 2, "infaug.influence: weight must have shape (K, D), got ",
                     shape_of(weight));
-  const int64_t K = weight.size(0);
+  const int64_t N = features.size(0), K = weight.size(0);
+  const int64_t D = projections ? weight.size(1) : features.size(1);
+  TORCH_CHECK_VALUE(!projections || features.size(1) == 2 * K,
+                    "infaug.influence: projections must have shape (N, 2K) = (", N, ", ", 2 * K,
+                    "), got ", shape_of(features));
   TORCH_CHECK_VALUE(K >= 1, "infaug.influence: weight must have at least one class (row), got ",
                     shape_of(weight));
   check_matrix_like("weight", weight, K, D, features);

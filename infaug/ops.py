@@ -197,13 +197,12 @@ def augment(
 @torch.library.register_fake("infaug::influence")
 def _influence_fake(features, labels, weight, bias, s_weight, s_bias):
     _check_influence_fake(features, labels, weight, bias, s_weight, s_bias)
-    return features.new_empty(features.shape[:1])
+    return features.new_empty(features.shape[:1]), features.new_empty((features.shape[0], 2 * weight.shape[0]))
 
 
 @torch.library.register_fake("infaug::_influence_backward")
-def _influence_backward_fake(grad_scores, features, labels, weight, bias, s_weight, s_bias):
-    _check_influence_fake(features, labels, weight, bias, s_weight, s_bias)
-    return features.new_empty(features.shape)
+def _influence_backward_fake(grad_scores, projections, labels, weight, bias, s_weight, s_bias):
+    return projections.new_empty((projections.shape[0], weight.shape[1]))
 
 
 def _check_influence_fake(features, labels, weight, bias, s_weight, s_bias) -> None:
@@ -227,23 +226,30 @@ def _check_influence_fake(features, labels, weight, bias, s_weight, s_bias) -> N
         )
 
 
-def _influence_setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
-    ctx.save_for_backward(*(t if t is not None else torch.empty(0) for t in inputs))
-    ctx.has_bias = (inputs[3] is not None, inputs[5] is not None)
+def _influence_setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
+    _, labels, weight, bias, s_weight, s_bias = inputs
+    # The (N, 2K) projections stand in for the (N, D) features: the backward needs no features.
+    ctx.save_for_backward(output[1], labels, weight, s_weight, *(t for t in (bias, s_bias) if t is not None))
+    ctx.has_bias = (bias is not None, s_bias is not None)
+    ctx.set_materialize_grads(False)  # the projections' gradient stays None when they are unused
 
 
-def _influence_backward(ctx: Any, grad_scores: Tensor):
+def _influence_backward(ctx: Any, grad_scores: Tensor, grad_projections: Optional[Tensor]):
     if any(ctx.needs_input_grad[2:]):
         raise RuntimeError(
             "infaug.influence is differentiable in features only; weight, bias, s_weight and s_bias "
             "must not require grad (detach them)"
         )
-    features, labels, weight, bias, s_weight, s_bias = ctx.saved_tensors
-    bias = bias if ctx.has_bias[0] else None
-    s_bias = s_bias if ctx.has_bias[1] else None
+    projections, labels, weight, s_weight, *biases = ctx.saved_tensors
+    bias = biases.pop(0) if ctx.has_bias[0] else None
+    s_bias = biases.pop(0) if ctx.has_bias[1] else None
     grad = None
     if ctx.needs_input_grad[0]:
-        grad = _ops._influence_backward(grad_scores, features, labels, weight, bias, s_weight, s_bias)
+        if grad_scores is not None:
+            grad = _ops._influence_backward(grad_scores, projections, labels, weight, bias, s_weight, s_bias)
+        if grad_projections is not None:  # the projections are an output too: G = h [W; S]^T
+            extra = grad_projections @ torch.cat([weight, s_weight])
+            grad = extra if grad is None else grad + extra
     return grad, None, None, None, None, None
 
 
@@ -287,4 +293,4 @@ def influence(
         >>> torch.allclose(scores, -(r * (h @ S.T + t)).sum(1), atol=1e-5)
         True
     """
-    return _ops.influence(features, labels, weight, bias, s_weight, s_bias)
+    return _ops.influence(features, labels, weight, bias, s_weight, s_bias)[0]

@@ -49,7 +49,6 @@ def test_influence_gradcheck(bias, seed, device):
     h, y, W, b, S, t = problem(n=9, d=5, k=3, bias=bias, device=device, seed=seed)
     h.requires_grad_()
     assert torch.autograd.gradcheck(lambda f: infaug.influence(f, y, W, b, S, t), (h,))
-    assert torch.autograd.gradgradcheck is not None  # (double backward is not supported: first order only)
     # and the gradient equals the closed form of SPEC 1.3
     grad = torch.autograd.grad(infaug.influence(h, y, W, b, S, t).sum(), h)[0]
     p = torch.softmax(F.linear(h, W, b), 1)
@@ -57,6 +56,13 @@ def test_influence_gradcheck(bias, seed, device):
     r = p - F.one_hot(y, 3)
     expected = -(r @ S + (p * (a - (p * a).sum(1, keepdim=True))) @ W)
     torch.testing.assert_close(grad, expected)
+
+
+def test_projections_output_is_differentiable_too():
+    h, y, W, b, S, t = problem(n=7, d=5, k=3)
+    h.requires_grad_()
+    assert torch.autograd.gradcheck(lambda f: torch.ops.infaug.influence(f, y, W, b, S, t)[1], (h,))
+    assert torch.autograd.gradcheck(lambda f: sum(o.sum() for o in torch.ops.infaug.influence(f, y, W, b, S, t)), (h,))
 
 
 def test_influence_refuses_gradients_to_parameters():
@@ -69,7 +75,8 @@ def test_influence_opcheck_and_compile(device):
     for bias in [True, False]:
         h, y, W, b, S, t = problem(n=6, bias=bias, device=device)
         torch.library.opcheck(torch.ops.infaug.influence, (h.requires_grad_(), y, W, b, S, t))
-        torch.library.opcheck(torch.ops.infaug._influence_backward, (torch.randn(6, dtype=h.dtype, device=device), h.detach(), y, W, b, S, t))
+        projections = torch.ops.infaug.influence(h.detach(), y, W, b, S, t)[1]
+        torch.library.opcheck(torch.ops.infaug._influence_backward, (torch.randn(6, dtype=h.dtype, device=device), projections, y, W, b, S, t))
     torch._dynamo.reset()
     h, y, W, b, S, t = problem(n=6, device=device)
     h.requires_grad_()

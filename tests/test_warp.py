@@ -253,11 +253,17 @@ def test_generic_code_path_agrees():
 
 
 def test_deterministic(device):
+    """Bitwise-identical results run to run (on CUDA, in the deterministic mode)."""
     args = [t.requires_grad_() for t in random_params(8, 3, 16, 16, dtype=torch.float32, device=device)]
     runs = []
-    for _ in range(2):
-        y = infaug.augment(*args)
-        runs.append([y, *torch.autograd.grad(y.square().sum(), args)])
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(device != "cpu" or previous)
+    try:
+        for _ in range(2):
+            y = infaug.augment(*args)
+            runs.append([y, *torch.autograd.grad(y.square().sum(), args)])
+    finally:
+        torch.use_deterministic_algorithms(previous)
     for first, second in zip(*runs):
         assert torch.equal(first, second)
 

@@ -1,7 +1,8 @@
 // CUDA kernels of influence (SPEC 1.3): one GEMM of the features against [W; S] (cuBLAS, through
 // at::mm), then one thread per row for the epilogue over the (N, 2K) result (softmax, residual,
-// projection, dot product), in float32 for half/bfloat16/float32 and float64 for float64.
-// The backward is the same epilogue producing the coefficients of [W; S], and one GEMM.
+// projection, dot product), in float32 for half/bfloat16/float32 and float64 for float64. The
+// forward returns the (N, 2K) projections; the backward is the same epilogue producing the
+// coefficients of the rows of [W; S], and one GEMM.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/core/Tensor.h>
@@ -12,6 +13,8 @@
 #include <ATen/ops/mm.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
+
+#include <tuple>
 
 #include "../influence.h"
 #include "../warp.h"
@@ -95,15 +98,15 @@ const T* optional_data(const c10::optional<at::Tensor>& t, at::Tensor& keep) {
   return keep.const_data_ptr<T>();
 }
 
-at::Tensor influence_cuda(const at::Tensor& features, const at::Tensor& labels, const at::Tensor& weight,
-                          const c10::optional<at::Tensor>& bias, const at::Tensor& s_weight,
-                          const c10::optional<at::Tensor>& s_bias) {
+std::tuple<at::Tensor, at::Tensor> influence_cuda(const at::Tensor& features, const at::Tensor& labels,
+                                                  const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
+                                                  const at::Tensor& s_weight, const c10::optional<at::Tensor>& s_bias) {
   check_influence_args(features, labels, weight, bias, s_weight, s_bias);
   check_supported_dtype("influence", features, {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16});
   const c10::cuda::CUDAGuard guard(features.device());
   const int64_t N = features.size(0), K = weight.size(0);
   at::Tensor scores = at::empty({N}, features.options());
-  if (N == 0) return scores;
+  if (N == 0) return {scores, at::empty({0, 2 * K}, features.options())};
   check_labels(labels, K);
   const at::Tensor G = at::mm(features, at::cat({weight, s_weight}, 0).t()).contiguous();
   const at::Tensor y = labels.contiguous();
@@ -116,23 +119,26 @@ at::Tensor influence_cuda(const at::Tensor& features, const at::Tensor& labels, 
         scores.mutable_data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  return scores;
+  return {scores, G};
 }
 
-at::Tensor influence_backward_cuda(const at::Tensor& grad_scores, const at::Tensor& features,
+at::Tensor influence_backward_cuda(const at::Tensor& grad_scores, const at::Tensor& projections,
                                    const at::Tensor& labels, const at::Tensor& weight,
                                    const c10::optional<at::Tensor>& bias, const at::Tensor& s_weight,
                                    const c10::optional<at::Tensor>& s_bias) {
-  check_influence_args(features, labels, weight, bias, s_weight, s_bias);
+  const at::Tensor& features = projections;  // (N, 2K): the forward's, in place of the features
+  check_influence_args(projections, labels, weight, bias, s_weight, s_bias, /*projections=*/true);
   check_supported_dtype("influence", features, {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16});
   const int64_t N = features.size(0), K = weight.size(0);
   TORCH_CHECK_VALUE(grad_scores.dim() == 1 && grad_scores.size(0) == N,
                     "infaug.influence: grad_scores must have shape (N,) = (", N, ",), got ", grad_scores.sizes());
+  TORCH_CHECK_VALUE(grad_scores.device() == features.device() && grad_scores.scalar_type() == features.scalar_type(),
+                    "infaug.influence: grad_scores must be ", dtype_name(features.scalar_type()), " on ",
+                    features.device(), ", got ", dtype_name(grad_scores.scalar_type()), " on ", grad_scores.device());
   const c10::cuda::CUDAGuard guard(features.device());
-  if (N == 0) return at::empty(features.sizes(), features.options());
-  check_labels(labels, K);
+  if (N == 0) return at::empty({0, weight.size(1)}, features.options());
   const at::Tensor stacked = at::cat({weight, s_weight}, 0);
-  const at::Tensor G = at::mm(features, stacked.t()).contiguous();
+  const at::Tensor G = projections.contiguous();
   const at::Tensor y = labels.contiguous(), go = grad_scores.contiguous();
   at::Tensor coefficients = at::empty({N, 2 * K}, features.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, features.scalar_type(), "infaug_influence_backward_cuda", [&] {

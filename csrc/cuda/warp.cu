@@ -19,12 +19,14 @@
 #include <ATen/OpMathType.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <ATen/ops/baddbmm.h>
 #include <ATen/ops/bmm.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -190,7 +192,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(Shape s, XStrides xs,
   A* smooth_y = smooth_x + tile.size();
   A* warped = smooth_y + tile.size();  // kColor: (C, kThreads)
 
-  load_displacement(s, theta_w + n * 4 * HW, theta_b + n * 2 * HW, outer, raw_x, raw_y);
+  load_displacement(s, theta_w + int64_t(n) * 4 * HW, theta_b + int64_t(n) * 2 * HW, outer, raw_x, raw_y);
   __syncthreads();
   box_sums(s, outer, tile, raw_x, tmp, smooth_x, true);
   box_sums(s, outer, tile, raw_y, tmp, smooth_y, true);
@@ -202,7 +204,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(Shape s, XStrides xs,
   const TapSet<scalar_t, A> taps(ix, iy, s, xs);
   const scalar_t* xn = x + n * xs.n;
   const int64_t p = int64_t(i) * s.W + j;
-  scalar_t* yn = y + n * s.C * HW + p;
+  scalar_t* yn = y + int64_t(n) * s.C * HW + p;
   A v[4];
   for (int c = 0; c < s.C; ++c) {
     taps.values(xn + c * xs.c, v);
@@ -232,10 +234,11 @@ struct GradX {
   double scale;
 
   __device__ __forceinline__ void add(int64_t index, A value) const {
-    if (fixed != nullptr) {
+    if (fixed != nullptr && isfinite(value)) {
       const long long q = llrint(double(value) * scale);
       atomicAdd(fixed + index, static_cast<unsigned long long>(q));
-    } else {
+    } else {  // float atomics; in the deterministic mode only non-finite values come here, whose
+              // sums (inf, -inf, NaN) do not depend on the order
       atomicAdd(values + index, value);
     }
   }
@@ -267,7 +270,7 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(Shape s, XStrides xs
   A* grad_s_x = raw_x;  // reused once the smoothed displacement is known: inner
   A* grad_s_y = raw_y;
 
-  load_displacement(s, theta_w + n * 4 * HW, theta_b + n * 2 * HW, outer, raw_x, raw_y);
+  load_displacement(s, theta_w + int64_t(n) * 4 * HW, theta_b + int64_t(n) * 2 * HW, outer, raw_x, raw_y);
   __syncthreads();
   box_sums(s, outer, inner, raw_x, tmp, smooth_x, true);
   box_sums(s, outer, inner, raw_y, tmp, smooth_y, true);
@@ -360,7 +363,9 @@ Shape shape_of(const at::Tensor& x, int64_t smooth, bool align_corners) {
   s.C = int(x.size(1));
   s.H = int(x.size(2));
   s.W = int(x.size(3));
-  s.radius = int(smooth / 2);
+  // A window of radius >= size - 1 covers the whole axis: clamping changes no result (and keeps
+  // int arithmetic and shared memory bounded for huge `smooth`). numel > 0 here.
+  s.radius = int(std::min<int64_t>(smooth / 2, std::max(x.size(2), x.size(3)) - 1));
   s.tiles_x = (s.W + kTileW - 1) / kTileW;
   s.tiles_y = (s.H + kTileH - 1) / kTileH;
   s.align_corners = align_corners;
@@ -394,12 +399,23 @@ at::Tensor forward(const char* op, const at::Tensor& x, const at::Tensor& theta_
   const at::Tensor color_w = kColor ? color_w_in->contiguous() : at::Tensor();
   const at::Tensor color_b = kColor ? color_b_in->contiguous() : at::Tensor();
   const Shape s = shape_of(x, smooth, align_corners);
+  if constexpr (kColor) {
+    // The fused colour transform keeps C values per thread in shared memory; for many channels
+    // warp first and mix with a batched GEMM instead.
+    const size_t per_channel = size_t(kThreads) * (x.scalar_type() == at::kDouble ? 8 : 4);
+    if (size_t(s.C) * per_channel > 64 * 1024) {
+      const at::Tensor warped = forward<false>(op, x, theta_w_in, theta_b_in, nullptr, nullptr, smooth,
+                                               align_corners, padding_mode);
+      const int64_t HW = x.size(2) * x.size(3);
+      return at::baddbmm(color_b.unsqueeze(2), color_w, warped.view({s.N, s.C, HW})).view(x.sizes());
+    }
+  }
   const XStrides xs{x.stride(0), x.stride(1), x.stride(2), x.stride(3)};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "infaug_warp_forward_cuda", [&] {
     using A = at::opmath_type<scalar_t>;
-    const int r = s.radius;
-    const size_t outer = size_t(kTileH + 2 * r) * (kTileW + 2 * r);
-    size_t elements = 2 * outer + size_t(kTileH + 2 * r) * kTileW + 2 * kThreads;
+    const size_t r = size_t(s.radius);
+    const size_t outer = (kTileH + 2 * r) * (kTileW + 2 * r);
+    size_t elements = 2 * outer + (kTileH + 2 * r) * kTileW + 2 * kThreads;
     if (kColor) elements += size_t(s.C) * kThreads;
     const size_t bytes = elements * sizeof(A);
     dispatch_padding(padding, [&](auto pad) {
@@ -446,11 +462,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> warp_backward_impl(const char* op
   at::Tensor accumulator, fixed;
   double scale = 0.0;
   if (need_x) {
-    double bound = 0.0;
-    if (deterministic) bound = grad_y.abs().max().item<double>() * double(s.H) * double(s.W);
-    if (deterministic && std::isfinite(bound)) {
+    if (deterministic) {
+      // Largest finite |grad|: the non-finite values go to a float accumulator (order-free sums).
+      const double top = grad_y.abs().nan_to_num(0.0, 0.0, 0.0).max().item<double>();
       fixed = at::zeros(x.sizes(), x.options().dtype(at::kLong));
-      scale = bound > 0.0 ? std::ldexp(1.0, 62) / bound : 1.0;
+      // |sum| <= H * W * top, so scale * H * W * top <= 2^62; divided in two steps (no overflow),
+      // capped so that value * scale stays finite for denormal gradients.
+      scale = top > 0.0 ? std::min(std::ldexp(1.0, 62) / top / (double(s.H) * double(s.W)), std::ldexp(1.0, 1000)) : 1.0;
+      if (!grad_y.isfinite().all().item<bool>())
+        accumulator = at::zeros(x.sizes(), x.options().dtype(low_precision ? at::kFloat : x.scalar_type()));
     } else {
       // (non-finite gradients: float atomics; NaN and infinity propagate whatever the order)
       accumulator = at::zeros(x.sizes(), x.options().dtype(low_precision ? at::kFloat : x.scalar_type()));
@@ -461,10 +481,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> warp_backward_impl(const char* op
     GradX<A> gx{accumulator.defined() ? accumulator.mutable_data_ptr<A>() : nullptr,
                 fixed.defined() ? reinterpret_cast<unsigned long long*>(fixed.mutable_data_ptr<int64_t>()) : nullptr,
                 scale};
-    const int r = s.radius;
-    const size_t outer = size_t(kTileH + 4 * r) * (kTileW + 4 * r);
-    const size_t inner = size_t(kTileH + 2 * r) * (kTileW + 2 * r);
-    const size_t bytes = (2 * outer + size_t(kTileH + 4 * r) * (kTileW + 2 * r) + 2 * inner) * sizeof(A);
+    const size_t r = size_t(s.radius);
+    const size_t outer = (kTileH + 4 * r) * (kTileW + 4 * r);
+    const size_t inner = (kTileH + 2 * r) * (kTileW + 2 * r);
+    const size_t bytes = (2 * outer + (kTileH + 4 * r) * (kTileW + 2 * r) + 2 * inner) * sizeof(A);
     dispatch_padding(padding, [&](auto pad) {
       constexpr Padding P = decltype(pad)::value;
       auto kernel = backward_kernel<scalar_t, P>;
@@ -479,7 +499,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> warp_backward_impl(const char* op
   at::Tensor grad_x = at::empty({0}, x.options());
   if (need_x) {
     if (fixed.defined()) {
-      grad_x = fixed.to(at::kDouble).mul_(1.0 / scale).to(x.scalar_type());
+      at::Tensor sum = fixed.to(at::kDouble).div_(scale);
+      if (accumulator.defined()) sum.add_(accumulator);
+      grad_x = sum.to(x.scalar_type());
     } else {
       grad_x = low_precision ? accumulator.to(x.scalar_type()) : accumulator;
     }
@@ -524,8 +546,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> augment_b
   check_grad_output("augment", grad_out, x);
   const Padding padding = parse_padding(padding_mode);
   const c10::cuda::CUDAGuard guard(x.device());
-  const int64_t N = x.size(0), C = x.size(1);
-  const at::Tensor flat_grad = grad_out.reshape({N, C, -1});
+  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  const at::Tensor flat_grad = grad_out.reshape({N, C, HW});  // not -1: N or C may be 0
   at::Tensor grad_x = at::empty({0}, x.options()), grad_tw = at::empty({0}, x.options()),
              grad_tb = at::empty({0}, x.options());
   if (output_mask[0] || output_mask[1] || output_mask[2]) {
@@ -538,7 +560,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> augment_b
   if (output_mask[3]) {
     const at::Tensor warped = forward<false>("augment", x, theta_w, theta_b, nullptr, nullptr, smooth, align_corners,
                                              padding_mode);
-    grad_cw = at::bmm(flat_grad, warped.reshape({N, C, -1}).transpose(1, 2));
+    grad_cw = at::bmm(flat_grad, warped.reshape({N, C, HW}).transpose(1, 2));
   }
   if (output_mask[4]) grad_cb = flat_grad.sum(2);
   return {grad_x, grad_tw, grad_tb, grad_cw, grad_cb};
