@@ -116,6 +116,7 @@ def main():
     parser.add_argument("--runs", type=int, default=20, help="timed runs per candidate (at least)")
     parser.add_argument("--per-sample-limit", type=float, default=4.0, help="largest (N, K, D) tensor in GB to time")
     parser.add_argument("--no-cg", action="store_true", help="skip the cg solve")
+    parser.add_argument("--sizes", nargs="*", default=None, metavar="NxDxK", help="only these sizes, e.g. 50000x512x10")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
@@ -126,20 +127,21 @@ def main():
     print("| N | D | K | forward | fwd+bwd (features require grad) |")
     print("|---|---|---|---|---|")
     sizes = {}
-    for n in [4096, 50000]:
-        for d in [512, 2048]:
-            for k in [10, 100]:
-                r = bench_size(n, d, k, device, dtype, args.runs, args.per_sample_limit)
-                sizes[f"{n}x{d}x{k}"] = r
+    sizes_wanted = [tuple(map(int, size.split("x"))) for size in args.sizes] if args.sizes else [
+        (n, d, k) for n in [4096, 50000] for d in [512, 2048] for k in [10, 100]
+    ]
+    for n, d, k in sizes_wanted:
+        r = bench_size(n, d, k, device, dtype, args.runs, args.per_sample_limit)
+        sizes[f"{n}x{d}x{k}"] = r
 
-                def cell(m):
-                    t = r[m]
-                    text = f"{t['infaug']['median_ms']:.2f} ms, x{t['speedup_vs_closed_form']:.2f} vs closed form"
-                    if "speedup_vs_per_sample" in t:
-                        text += f", x{t['speedup_vs_per_sample']:.0f} vs per-sample"
-                    return text
+        def cell(m):
+            t = r[m]
+            text = f"{t['infaug']['median_ms']:.2f} ms, x{t['speedup_vs_closed_form']:.2f} vs closed form"
+            if "speedup_vs_per_sample" in t:
+                text += f", x{t['speedup_vs_per_sample']:.0f} vs per-sample"
+            return text
 
-                print(f"| {n} | {d} | {k} | {cell('forward')} | {cell('forward_backward')} |", flush=True)
+        print(f"| {n} | {d} | {k} | {cell('forward')} | {cell('forward_backward')} |", flush=True)
     payload = {"environment": env, "dtype": args.dtype, "sizes": sizes}
     if not args.no_cg:
         cg = bench_cg(device, dtype, 50000, 2048, 100)

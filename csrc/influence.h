@@ -33,4 +33,10 @@ void check_influence_args(const at::Tensor& features, const at::Tensor& labels,
                           const at::Tensor& s_weight, const c10::optional<at::Tensor>& s_bias,
                           bool projections = false);
 
+// Label values in [0, K) (reads the labels: one reduction).
+void check_label_range(const at::Tensor& labels, int64_t K);
+
+// grad_scores (N,) like the projections (N, 2K) of the backward.
+void check_grad_scores(const at::Tensor& grad_scores, const at::Tensor& projections);
+
 }  // namespace infaug

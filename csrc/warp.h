@@ -29,6 +29,7 @@
 #include <initializer_list>
 #include <string>
 
+#include "args.h"
 #include "warp_math.h"
 
 namespace infaug {
@@ -45,12 +46,5 @@ void check_warp_args(const char* op, const at::Tensor& x, const at::Tensor& thet
 
 // grad: the incoming gradient of an (N, C, H, W) output computed from x.
 void check_grad_output(const char* op, const at::Tensor& grad, const at::Tensor& x);
-
-// Dtypes a backend supports, checked after check_warp_args ("float32 and float64" on CPU).
-void check_supported_dtype(const char* op, const at::Tensor& x,
-                           std::initializer_list<at::ScalarType> supported);
-
-// torch's Python spelling of a dtype ("torch.float32"), for messages.
-std::string dtype_name(at::ScalarType dtype);
 
 }  // namespace infaug

@@ -4,7 +4,6 @@
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/aminmax.h>
 #include <ATen/ops/cat.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/mm.h>
@@ -21,14 +20,6 @@
 
 namespace infaug::cpu {
 namespace {
-
-void check_labels(const at::Tensor& labels, int64_t K) {
-  if (labels.numel() == 0) return;
-  const auto [low, high] = at::aminmax(labels);
-  const int64_t lo = low.item<int64_t>(), hi = high.item<int64_t>();
-  TORCH_CHECK_VALUE(lo >= 0 && hi < K, "infaug.influence: labels must lie in [0, K) = [0, ", K,
-                    "), got values from ", lo, " to ", hi);
-}
 
 // (N, 2K): features @ [W; S]^T, each row of features read once.
 at::Tensor projections(const at::Tensor& features, const at::Tensor& weight,
@@ -79,11 +70,11 @@ std::tuple<at::Tensor, at::Tensor> influence_cpu(const at::Tensor& features, con
                                                  const at::Tensor& s_weight,
                                                  const c10::optional<at::Tensor>& s_bias) {
   check_influence_args(features, labels, weight, bias, s_weight, s_bias);
-  check_supported_dtype("influence", features, {at::kFloat, at::kDouble});
+  check_supported_dtype("influence", "features", features, {at::kFloat, at::kDouble});
   const int64_t N = features.size(0), K = weight.size(0);
   at::Tensor scores = at::empty({N}, features.options());
   if (N == 0) return {scores, at::empty({0, 2 * K}, features.options())};
-  check_labels(labels, K);
+  check_label_range(labels, K);
   const at::Tensor G = projections(features, weight, s_weight);
   const Inputs in = prepare(G, labels, bias, s_bias);
   AT_DISPATCH_FLOATING_TYPES(features.scalar_type(), "infaug_influence_cpu", [&] {
@@ -111,16 +102,9 @@ at::Tensor influence_backward_cpu(const at::Tensor& grad_scores, const at::Tenso
                                   const at::Tensor& s_weight,
                                   const c10::optional<at::Tensor>& s_bias) {
   check_influence_args(G_in, labels, weight, bias, s_weight, s_bias, /*projections=*/true);
-  check_supported_dtype("influence", G_in, {at::kFloat, at::kDouble});
+  check_supported_dtype("influence", "features", G_in, {at::kFloat, at::kDouble});
   const int64_t N = G_in.size(0), K = weight.size(0), D = weight.size(1);
-  TORCH_CHECK_VALUE(grad_scores.dim() == 1 && grad_scores.size(0) == N,
-                    "infaug.influence: grad_scores must have shape (N,) = (", N, ",), got ",
-                    grad_scores.sizes());
-  TORCH_CHECK_VALUE(grad_scores.device() == G_in.device() &&
-                        grad_scores.scalar_type() == G_in.scalar_type(),
-                    "infaug.influence: grad_scores must be ", dtype_name(G_in.scalar_type()), " on ",
-                    G_in.device(), ", got ", dtype_name(grad_scores.scalar_type()), " on ",
-                    grad_scores.device());
+  check_grad_scores(grad_scores, G_in);
   if (N == 0) return at::empty({0, D}, G_in.options());
   const Inputs in = prepare(G_in, labels, bias, s_bias);
   const at::Tensor go = grad_scores.contiguous();

@@ -413,7 +413,7 @@ at::Tensor forward(const char* op, const at::Tensor& x_in, const at::Tensor& the
                    const at::Tensor* color_b_in, int64_t smooth, bool align_corners,
                    c10::string_view padding_mode) {
   check_warp_args(op, x_in, theta_w_in, theta_b_in, smooth, color_w_in, color_b_in);
-  check_supported_dtype(op, x_in, {at::kFloat, at::kDouble});
+  check_supported_dtype(op, "x", x_in, {at::kFloat, at::kDouble});
   const Padding padding = parse_padding(padding_mode);
   at::Tensor y = at::empty(x_in.sizes(), x_in.options());
   if (y.numel() == 0) return y;
@@ -461,7 +461,7 @@ std::vector<at::Tensor> backward(const char* op, const at::Tensor& grad_out_in, 
                                  int64_t smooth, bool align_corners,
                                  c10::string_view padding_mode, const NeedGrad& need) {
   check_warp_args(op, x_in, theta_w_in, theta_b_in, smooth, color_w_in, color_b_in);
-  check_supported_dtype(op, x_in, {at::kFloat, at::kDouble});
+  check_supported_dtype(op, "x", x_in, {at::kFloat, at::kDouble});
   check_grad_output(op, grad_out_in, x_in);
   const Padding padding = parse_padding(padding_mode);
 

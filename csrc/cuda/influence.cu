@@ -7,7 +7,6 @@
 #include <ATen/OpMathType.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/cuda/CUDAContext.h>
-#include <ATen/ops/aminmax.h>
 #include <ATen/ops/cat.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/mm.h>
@@ -83,14 +82,6 @@ __global__ void backward_epilogue(const scalar_t* __restrict__ G, const int64_t*
   }
 }
 
-void check_labels(const at::Tensor& labels, int64_t K) {
-  if (labels.numel() == 0) return;
-  const auto [low, high] = at::aminmax(labels);
-  const int64_t lo = low.item<int64_t>(), hi = high.item<int64_t>();
-  TORCH_CHECK_VALUE(lo >= 0 && hi < K, "infaug.influence: labels must lie in [0, K) = [0, ", K,
-                    "), got values from ", lo, " to ", hi);
-}
-
 template <typename T>
 const T* optional_data(const c10::optional<at::Tensor>& t, at::Tensor& keep) {
   if (!t.has_value()) return nullptr;
@@ -102,12 +93,12 @@ std::tuple<at::Tensor, at::Tensor> influence_cuda(const at::Tensor& features, co
                                                   const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
                                                   const at::Tensor& s_weight, const c10::optional<at::Tensor>& s_bias) {
   check_influence_args(features, labels, weight, bias, s_weight, s_bias);
-  check_supported_dtype("influence", features, {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16});
+  check_supported_dtype("influence", "features", features, {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16});
   const c10::cuda::CUDAGuard guard(features.device());
   const int64_t N = features.size(0), K = weight.size(0);
   at::Tensor scores = at::empty({N}, features.options());
   if (N == 0) return {scores, at::empty({0, 2 * K}, features.options())};
-  check_labels(labels, K);
+  check_label_range(labels, K);
   const at::Tensor G = at::mm(features, at::cat({weight, s_weight}, 0).t()).contiguous();
   const at::Tensor y = labels.contiguous();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, features.scalar_type(), "infaug_influence_cuda", [&] {
@@ -128,13 +119,9 @@ at::Tensor influence_backward_cuda(const at::Tensor& grad_scores, const at::Tens
                                    const c10::optional<at::Tensor>& s_bias) {
   const at::Tensor& features = projections;  // (N, 2K): the forward's, in place of the features
   check_influence_args(projections, labels, weight, bias, s_weight, s_bias, /*projections=*/true);
-  check_supported_dtype("influence", features, {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16});
+  check_supported_dtype("influence", "features", features, {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16});
   const int64_t N = features.size(0), K = weight.size(0);
-  TORCH_CHECK_VALUE(grad_scores.dim() == 1 && grad_scores.size(0) == N,
-                    "infaug.influence: grad_scores must have shape (N,) = (", N, ",), got ", grad_scores.sizes());
-  TORCH_CHECK_VALUE(grad_scores.device() == features.device() && grad_scores.scalar_type() == features.scalar_type(),
-                    "infaug.influence: grad_scores must be ", dtype_name(features.scalar_type()), " on ",
-                    features.device(), ", got ", dtype_name(grad_scores.scalar_type()), " on ", grad_scores.device());
+  check_grad_scores(grad_scores, projections);
   const c10::cuda::CUDAGuard guard(features.device());
   if (N == 0) return at::empty({0, weight.size(1)}, features.options());
   const at::Tensor stacked = at::cat({weight, s_weight}, 0);

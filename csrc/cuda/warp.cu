@@ -390,7 +390,7 @@ at::Tensor forward(const char* op, const at::Tensor& x, const at::Tensor& theta_
                    const at::Tensor* color_w_in, const at::Tensor* color_b_in, int64_t smooth, bool align_corners,
                    c10::string_view padding_mode) {
   check_warp_args(op, x, theta_w_in, theta_b_in, smooth, color_w_in, color_b_in);
-  check_supported_dtype(op, x, {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16});
+  check_supported_dtype(op, "x", x, {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16});
   const Padding padding = parse_padding(padding_mode);
   const c10::cuda::CUDAGuard guard(x.device());
   at::Tensor y = at::empty(x.sizes(), x.options());
@@ -528,7 +528,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> warp_backward_cuda(const at::Tens
                                                                   c10::string_view padding_mode,
                                                                   std::array<bool, 3> output_mask) {
   check_warp_args("warp", x, theta_w, theta_b, smooth);
-  check_supported_dtype("warp", x, {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16});
+  check_supported_dtype("warp", "x", x, {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16});
   check_grad_output("warp", grad_y, x);
   return warp_backward_impl("warp", grad_y, x, theta_w, theta_b, smooth, align_corners, parse_padding(padding_mode),
                             output_mask);
@@ -542,7 +542,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> augment_b
     const at::Tensor& color_w, const at::Tensor& color_b, int64_t smooth, bool align_corners,
     c10::string_view padding_mode, std::array<bool, 5> output_mask) {
   check_warp_args("augment", x, theta_w, theta_b, smooth, &color_w, &color_b);
-  check_supported_dtype("augment", x, {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16});
+  check_supported_dtype("augment", "x", x, {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16});
   check_grad_output("augment", grad_out, x);
   const Padding padding = parse_padding(padding_mode);
   const c10::cuda::CUDAGuard guard(x.device());
