@@ -13,6 +13,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <limits>
 #include <string>
@@ -384,6 +385,22 @@ int64_t grain_size(const at::Tensor& x) {
   return std::max<int64_t>(1, 8192 / per_image);
 }
 
+// Runs run(begin, end, scratch) over all images [0, N) on torch's intra-op threads, handing out
+// chunks of `grain` images from a shared counter rather than splitting the batch evenly up front:
+// on a shared, noisy machine an even split leaves every thread waiting for the slowest. Each image
+// is still computed by one thread alone, so results do not depend on the schedule.
+template <typename T, typename Run>
+void for_each_image_chunk(const Geometry<T>& g, int64_t N, int64_t grain, const Run& run) {
+  const int64_t chunks = (N + grain - 1) / grain;
+  std::atomic<int64_t> next{0};
+  const int64_t workers = std::min<int64_t>(at::get_num_threads(), chunks);
+  at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
+    Scratch<T> s(g);
+    for (int64_t chunk = next++; chunk < chunks; chunk = next++)
+      run(chunk * grain, std::min(N, (chunk + 1) * grain), s);
+  });
+}
+
 // x itself, or a contiguous copy when the offsets of its planes overflow int32 (the taps are
 // addressed with int32 arithmetic, which vectorises). A plane of 2^31 elements or more is refused.
 at::Tensor addressable(const char* op, const at::Tensor& x) {
@@ -442,8 +459,7 @@ at::Tensor forward(const char* op, const at::Tensor& x_in, const at::Tensor& the
     const bool avx2 = use_avx2();
     dispatch_padding(padding, [&](auto pad) {
       constexpr Padding P = decltype(pad)::value;
-      at::parallel_for(0, N, grain_size(x), [&](int64_t begin, int64_t end) {
-        Scratch<T> s(g);
+      for_each_image_chunk(g, N, grain_size(x), [&](int64_t begin, int64_t end, Scratch<T>& s) {
 #ifdef INFAUG_HAS_AVX2_KERNELS
         if (avx2) return forward_images_avx2<P, kColor>(g, xs, batch, begin, end, s);
 #endif
@@ -508,8 +524,7 @@ std::vector<at::Tensor> backward(const char* op, const at::Tensor& grad_out_in, 
     const bool avx2 = use_avx2();
     dispatch_padding(padding, [&](auto pad) {
       constexpr Padding P = decltype(pad)::value;
-      at::parallel_for(0, N, grain_size(x), [&](int64_t begin, int64_t end) {
-        Scratch<T> s(g);
+      for_each_image_chunk(g, N, grain_size(x), [&](int64_t begin, int64_t end, Scratch<T>& s) {
 #ifdef INFAUG_HAS_AVX2_KERNELS
         if (avx2) return backward_images_avx2<P, kColor>(g, xs, need, batch, begin, end, s);
 #endif
