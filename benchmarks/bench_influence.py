@@ -127,7 +127,7 @@ def main():
     print("| N | D | K | forward | fwd+bwd (features require grad) |")
     print("|---|---|---|---|---|")
     sizes = {}
-    sizes_wanted = [tuple(map(int, size.split("x"))) for size in args.sizes] if args.sizes else [
+    sizes_wanted = [tuple(map(int, size.split("x"))) for size in args.sizes] if args.sizes is not None else [
         (n, d, k) for n in [4096, 50000] for d in [512, 2048] for k in [10, 100]
     ]
     for n, d, k in sizes_wanted:
