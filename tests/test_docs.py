@@ -1,0 +1,30 @@
+"""The documentation runs: every python block of the README and every docstring example."""
+
+import doctest
+import re
+from pathlib import Path
+
+import pytest
+
+import infaug.data.mnist
+import infaug.engine
+import infaug.ops
+import infaug.reference
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+@pytest.mark.parametrize("index", range(len(BLOCKS)))
+def test_readme_python_blocks_run(index):
+    exec(compile(BLOCKS[index], f"README.md block {index}", "exec"), {})
+
+
+@pytest.mark.parametrize("module", [infaug.ops, infaug.reference, infaug.engine, infaug.data.mnist], ids=lambda m: m.__name__)
+def test_docstring_examples(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_readme_has_blocks():
+    assert len(BLOCKS) >= 2
