@@ -20,6 +20,11 @@ import torch
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
+# Environment variables that change what is measured: infaug's huge-page advice for large outputs,
+# torch's huge pages for every allocation, the instruction set, the thread count.
+SETTINGS = ["INFAUG_HUGE_PAGES", "THP_MEM_ALLOC_ENABLE", "ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS"]
+
+
 def environment(device: torch.device) -> dict:
     """What the numbers were measured on: device, torch, CPU capability, threads."""
     env = {
@@ -33,6 +38,10 @@ def environment(device: torch.device) -> dict:
         "cpu_count": os.cpu_count(),
         "device": str(device),
     }
+    # settings that change what is measured, when set
+    settings = {k: os.environ[k] for k in SETTINGS if k in os.environ}
+    if settings:
+        env["settings"] = settings
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
         env["cuda"] = torch.version.cuda

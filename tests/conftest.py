@@ -1,5 +1,9 @@
-"""Shared fixtures: the devices and dtypes every op is tested on, and the data directory."""
+"""Shared fixtures: the devices and dtypes every op is tested on, the data directory, and a runner
+for the generic (non-AVX2) code paths."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,3 +34,24 @@ def mnist_or_embedded():
     if (DATA_DIR / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").exists():
         return load_mnist(DATA_DIR, "train")
     return embedded_digits()
+
+
+@pytest.fixture
+def generic_and_native(tmp_path):
+    """run(code) executes `code` (which saves a list of tensors to sys.argv[1]) in two fresh
+    processes, one with ATEN_CPU_CAPABILITY=default (the portable kernels) and one without (the
+    AVX2 kernels where the CPU has them), and returns the two lists (generic, native)."""
+
+    def run(code: str):
+        results = []
+        for capability in ["default", None]:
+            env = dict(os.environ)
+            env.pop("ATEN_CPU_CAPABILITY", None)
+            if capability:
+                env["ATEN_CPU_CAPABILITY"] = capability
+            path = tmp_path / f"capability-{capability}.pt"
+            subprocess.run([sys.executable, "-c", code, str(path)], env=env, check=True)
+            results.append(torch.load(path))
+        return results
+
+    return run

@@ -1,10 +1,6 @@
 """infaug.warp and infaug.augment (SPEC 1.1, 1.2) against infaug.reference, their gradients,
 their registration with torch (opcheck, compile) and their errors."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -225,7 +221,7 @@ def test_non_finite_pixels_stay_local(padding_mode, dtype, device):
     torch.testing.assert_close(got, want, equal_nan=True, **TOLERANCE[dtype])
 
 
-def test_generic_code_path_agrees():
+def test_generic_code_path_agrees(generic_and_native):
     """The kernels compiled for plain x86-64 (ATEN_CPU_CAPABILITY=default) give the same results."""
     code = (
         "import torch, infaug;"
@@ -238,16 +234,7 @@ def test_generic_code_path_agrees():
         "g = torch.autograd.grad(y.square().sum(), args);"
         "torch.save([y.detach(), *g], __import__('sys').argv[1])"
     )
-    results = []
-    for capability in ["default", None]:
-        env = dict(os.environ)
-        env.pop("ATEN_CPU_CAPABILITY", None)
-        if capability:
-            env["ATEN_CPU_CAPABILITY"] = capability
-        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"infaug-capability-{capability}-{os.getpid()}.pt")
-        subprocess.run([sys.executable, "-c", code, path], env=env, check=True)
-        results.append(torch.load(path))
-        os.remove(path)
+    results = generic_and_native(code)
     for generic, native in zip(*results):
         torch.testing.assert_close(generic, native, atol=1e-12, rtol=1e-10)
 

@@ -2,7 +2,7 @@
 // inline) functions, so no AVX2 code can be merged into the portable kernels.
 #include "taps_avx2.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef INFAUG_HAS_AVX2
 #include <immintrin.h>
 
 namespace infaug::cpu {

@@ -2,19 +2,14 @@
 // two pixels wide, written with AVX2 intrinsics: the two taps of a row are adjacent in memory, so
 // one 64-bit gather fetches both, and 8 points take 4 gathers per channel instead of 4 x 8 scalar
 // loads or 4 32-bit gathers (half the gathers; 32-bit gathers are slow on AMD cores). Call only
-// when the CPU has AVX2 and FMA (use_avx2() in warp.cpp). Each is the same computation as its
-// portable counterpart in warp_spans.h, which also handles the last n % 8 points.
+// when use_avx2() (cpu_features.h). Each is the same computation as its portable counterpart in
+// warp_spans.h, which also handles the last n % 8 points.
 #pragma once
 
 #include <cstdint>
 
+#include "cpu_features.h"
 #include "warp_spans.h"
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#define INFAUG_AVX2 __attribute__((target("avx2,fma")))
-#else
-#define INFAUG_AVX2
-#endif
 
 namespace infaug::cpu {
 

@@ -14,14 +14,13 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <limits>
-#include <string>
 #include <type_traits>
 #include <vector>
 
 #include "../warp.h"
 #include "box_filter.h"
+#include "cpu_features.h"
 #include "taps_avx2.h"
 #include "warp_spans.h"
 
@@ -337,31 +336,14 @@ struct Batch {
   }
 
 INFAUG_IMAGE_LOOPS(generic, )
-#if defined(__x86_64__) && defined(__GNUC__)
-#define INFAUG_HAS_AVX2_KERNELS 1
-INFAUG_IMAGE_LOOPS(avx2, __attribute__((target("avx2,fma"))))
+#ifdef INFAUG_HAS_AVX2
+INFAUG_IMAGE_LOOPS(avx2, INFAUG_AVX2)
 #endif
-
-// AVX2 with FMA when the CPU has it, unless ATEN_CPU_CAPABILITY=default asks for generic code
-// (the switch torch's own kernels obey).
-bool use_avx2() {
-#ifdef INFAUG_HAS_AVX2_KERNELS
-  static const bool yes = [] {
-    const char* forced = std::getenv("ATEN_CPU_CAPABILITY");
-    if (forced != nullptr && std::string(forced) == "default") return false;
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return yes;
-#else
-  return false;
-#endif
-}
 
 // Whether gathers can use taps_avx2.h: float32 on an AVX2 CPU, rows contiguous and 2+ wide.
 template <typename T>
 bool use_pair_taps(const Strides& xs, int64_t W) {
-#ifdef INFAUG_HAS_AVX2_KERNELS
+#ifdef INFAUG_HAS_AVX2
   return std::is_same_v<T, float> && use_avx2() && xs.w == 1 && W >= 2;
 #else
   return false;
@@ -460,7 +442,7 @@ at::Tensor forward(const char* op, const at::Tensor& x_in, const at::Tensor& the
     dispatch_padding(padding, [&](auto pad) {
       constexpr Padding P = decltype(pad)::value;
       for_each_image_chunk(g, N, grain_size(x), [&](int64_t begin, int64_t end, Scratch<T>& s) {
-#ifdef INFAUG_HAS_AVX2_KERNELS
+#ifdef INFAUG_HAS_AVX2
         if (avx2) return forward_images_avx2<P, kColor>(g, xs, batch, begin, end, s);
 #endif
         forward_images_generic<P, kColor>(g, xs, batch, begin, end, s);
@@ -525,7 +507,7 @@ std::vector<at::Tensor> backward(const char* op, const at::Tensor& grad_out_in, 
     dispatch_padding(padding, [&](auto pad) {
       constexpr Padding P = decltype(pad)::value;
       for_each_image_chunk(g, N, grain_size(x), [&](int64_t begin, int64_t end, Scratch<T>& s) {
-#ifdef INFAUG_HAS_AVX2_KERNELS
+#ifdef INFAUG_HAS_AVX2
         if (avx2) return backward_images_avx2<P, kColor>(g, xs, need, batch, begin, end, s);
 #endif
         backward_images_generic<P, kColor>(g, xs, need, batch, begin, end, s);
