@@ -189,6 +189,41 @@ def test_non_contiguous_and_channels_last(dtype, device):
 # ---- robustness ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("shape", SHAPES + [(2, 3, 32, 32), (2, 4, 9, 2)], ids=str)
+@pytest.mark.parametrize("padding_mode", PADDINGS)
+@pytest.mark.parametrize("smooth", [1, 3])
+def test_float32_gradients_match_float64_reference(shape, padding_mode, smooth, device):
+    """The float32 kernels (vectorised gathers, grad_x by pairs of taps, one and three channels
+    unrolled) against the float64 reference: no point of these flows lies within float32 rounding
+    of a pixel boundary, so every gradient agrees to float32 precision."""
+    x, theta_w, theta_b, _, _ = random_params(*shape, seed=3, device=device)
+    grad_y = torch.randn(shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64).to(device)
+    leaves64 = [t.clone().requires_grad_() for t in (x, theta_w, theta_b)]
+    leaves32 = [t.float().requires_grad_() for t in (x, theta_w, theta_b)]
+    options = dict(smooth=smooth, padding_mode=padding_mode)
+    want = torch.autograd.grad(reference.warp(*leaves64, **options), leaves64, grad_y)
+    got = torch.autograd.grad(infaug.warp(*leaves32, **options), leaves32, grad_y.float())
+    for name, g, w in zip(("x", "theta_w", "theta_b"), got, want):
+        torch.testing.assert_close(g.double(), w, atol=1e-4 * w.abs().max().item(), rtol=0, msg=name)
+
+
+@pytest.mark.parametrize("padding_mode", PADDINGS)
+def test_non_finite_output_gradient_stays_local(padding_mode, dtype, device):
+    """An infinite or NaN gradient of the output reaches grad_x only through the taps inside the
+    image, as in grid_sample: a tap outside adds nothing, not 0 * inf."""
+    x, theta_w, theta_b, _, _ = random_params(3, 3, 12, 12, strength=0.5, dtype=dtype, device=device, seed=5)
+    grad_y = torch.randn(3, 3, 12, 12, generator=torch.Generator().manual_seed(6), dtype=dtype).to(device)
+    grad_y[0, 1, 0, 0] = float("inf")
+    grad_y[0, 2, 11, 5] = -float("inf")
+    grad_y[2, 0, 6, 11] = float("nan")
+    leaves = [t.clone().requires_grad_() for t in (x, theta_w, theta_b)]
+    options = dict(smooth=3, padding_mode=padding_mode)
+    got = torch.autograd.grad(infaug.warp(*leaves, **options), leaves[0], grad_y)[0]
+    want = torch.autograd.grad(reference.warp(*leaves, **options), leaves[0], grad_y)[0]
+    torch.testing.assert_close(got, want, equal_nan=True, **TOLERANCE[dtype])
+    assert torch.isfinite(got[1]).all()  # the image with a finite gradient is untouched
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), 1e30])
 @pytest.mark.parametrize("padding_mode", PADDINGS)
 def test_non_finite_parameters_do_not_crash(bad, padding_mode, device):

@@ -17,39 +17,52 @@
 
 namespace infaug::cpu {
 
+// The taps t to the right and left of pixel p that stay in its row, summed. Unconditional loads,
+// then a select: a load under the condition would become a masked load, several times slower.
+template <typename T>
+INFAUG_INLINE T row_taps(const T* __restrict__ in, const int32_t* __restrict__ column, int64_t W,
+                         int64_t p, int32_t t) {
+  const T right = in[p + t], left = in[p - t];
+  return (column[p] < int32_t(W) - t ? right : T(0)) + (column[p] >= t ? left : T(0));
+}
+
 // out[p] = sum of in[p + t] over |t| <= radius with the same row, for the HW pixels of a plane.
 // column[p] is p's column; `in` must be readable from in[-radius] to in[HW - 1 + radius] (guard
-// elements: the masked loads may touch them, their values are never used).
+// elements: the masked loads may touch them, their values are never used). The first pair of taps
+// is added in the loop that writes out: a separate copy of in costs as much as a tap.
 template <typename T>
 INFAUG_INLINE void box_sum_rows(int64_t HW, int64_t W, int64_t radius,
                                 const int32_t* __restrict__ column, const T* __restrict__ in,
                                 T* __restrict__ out) {
-  for (int64_t p = 0; p < HW; ++p) out[p] = in[p];
-  for (int32_t t = 1; t <= radius; ++t) {
-    const int32_t last = int32_t(W) - t;  // columns that have a neighbour t to the right
-    for (int64_t p = 0; p < HW; ++p) {
-      // Unconditional loads, then a select: a load under the condition would become a masked
-      // load, several times slower.
-      const T right = in[p + t], left = in[p - t];
-      out[p] += (column[p] < last ? right : T(0)) + (column[p] >= t ? left : T(0));
-    }
+  if (radius == 0) {
+    for (int64_t p = 0; p < HW; ++p) out[p] = in[p];
+    return;
   }
+  for (int64_t p = 0; p < HW; ++p) out[p] = in[p] + row_taps(in, column, W, p, 1);
+  for (int32_t t = 2; t <= radius; ++t)
+    for (int64_t p = 0; p < HW; ++p) out[p] += row_taps(in, column, W, p, t);
 }
 
-// out[p] = sum of in[p + t W] over |t| <= radius with the row inside the image.
+// out[p] = sum of in[p + t W] over |t| <= radius with the row inside the image. `in` must hold
+// zeros for `radius` rows before and after the plane: the rows outside are then added as zeros,
+// with no test.
 template <typename T>
 INFAUG_INLINE void box_sum_columns(int64_t H, int64_t W, int64_t radius, const T* __restrict__ in,
                                    T* __restrict__ out) {
   const int64_t HW = H * W;
-  for (int64_t p = 0; p < HW; ++p) out[p] = in[p];
-  for (int64_t t = 1; t <= radius; ++t) {
+  if (radius == 0) {
+    for (int64_t p = 0; p < HW; ++p) out[p] = in[p];
+    return;
+  }
+  for (int64_t p = 0; p < HW; ++p) out[p] = in[p - W] + in[p] + in[p + W];
+  for (int64_t t = 2; t <= radius; ++t) {
     const int64_t shift = t * W;
-    for (int64_t p = 0; p < HW - shift; ++p) out[p] += in[p + shift];
-    for (int64_t p = shift; p < HW; ++p) out[p] += in[p - shift];
+    for (int64_t p = 0; p < HW; ++p) out[p] += in[p - shift] + in[p + shift];
   }
 }
 
-// out = B(in), times scale[p] when scale is not null. in: guarded as for box_sum_rows; tmp: HW.
+// out = B(in), times scale[p] when scale is not null. in: guarded as for box_sum_rows; tmp: HW
+// elements with radius * W zeros before and after (box_sum_columns).
 template <typename T>
 INFAUG_INLINE void box_filter(int64_t H, int64_t W, int64_t radius, const int32_t* column,
                               const T* in, T* tmp, T* out, const T* scale) {

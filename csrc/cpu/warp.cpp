@@ -82,24 +82,29 @@ struct ScratchLayout {
   int64_t block;          // points per block: min(HW, kBlock)
   T *raw_x, *raw_y;       // (H, W) displacement before the box filter / its gradient; readable
                           // `radius` elements beyond both ends (box_sum_rows), which stay zero
-  T* box_tmp;             // (H, W)
+  T* box_tmp;             // (H, W), with radius rows of zeros before and after (box_filter)
   T *disp_x, *disp_y;     // (H, W) smoothed displacement / its gradient
   Points<T> points;       // (block) sampling points
   T* rows;                // (C, block) warped values (augment)
   T* grad_rows;           // (C, block) gradient of the warped values (augment)
   T *grad_ix, *grad_iy;   // (block) gradient of the sampling points
+  PairPlanes pair_planes;  // grad_x by pairs of taps (warp_spans.h)
+  T* pair_buffer;          // (C, pair_planes.channel_stride), zero between images
+  int32_t *pair_top, *pair_bottom;  // (block) where each point's pairs go
+  T *pair_top_w, *pair_bottom_w;    // (2 block) their weights, interleaved
   std::vector<double> color_w_acc;  // (C, C) colour gradients of one image, summed in double
   std::vector<double> color_b_acc;  // (C)
 
   explicit ScratchLayout(const Geometry<T>& geometry)
-      : g(geometry), block(std::min(geometry.HW, kBlock)), color_w_acc(geometry.C * geometry.C),
+      : g(geometry), block(std::min(geometry.HW, kBlock)), pair_planes(geometry.HW),
+        color_w_acc(geometry.C * geometry.C),
         color_b_acc(geometry.C) {}
 
   void carve(Carver& c) {
     const int64_t guard = g.radius;
     raw_x = c.take<T>(g.HW + 2 * guard, guard);
     raw_y = c.take<T>(g.HW + 2 * guard, guard);
-    box_tmp = c.take<T>(g.HW);
+    box_tmp = c.take<T>(g.HW + 2 * g.radius * g.W, g.radius * g.W);
     disp_x = c.take<T>(g.HW);
     disp_y = c.take<T>(g.HW);
     points.carve(c, block);
@@ -107,6 +112,11 @@ struct ScratchLayout {
     grad_rows = c.take<T>(g.C * block);
     grad_ix = c.take<T>(block);
     grad_iy = c.take<T>(block);
+    pair_buffer = c.take<T>(g.C * pair_planes.channel_stride);
+    pair_top = c.take<int32_t>(block);
+    pair_bottom = c.take<int32_t>(block);
+    pair_top_w = c.take<T>(2 * block);
+    pair_bottom_w = c.take<T>(2 * block);
   }
 };
 
@@ -140,6 +150,20 @@ INFAUG_INLINE void locate(const Geometry<T>& g, int64_t p0, int64_t n, Scratch<T
                         q.w11, q.tx, q.ty, q.dix, q.diy);
 }
 
+// The bilinear samples of every channel of x at the n located points: channel k to
+// out + k * out_stride.
+template <typename T>
+INFAUG_INLINE void gather_channels(const Geometry<T>& g, const Strides& xs, const T* x,
+                                   const Points<T>& q, int64_t n, T* out, int64_t out_stride) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (g.pair_taps)
+      return gather_span_avx2(n, g.C, x, xs.c, xs.h, int32_t(g.W), q, out, out_stride);
+  }
+  for (int64_t k = 0; k < g.C; ++k)
+    gather_span(n, x + k * xs.c, xs.h, xs.w, q.cx0, q.cx1, q.cy0, q.cy1, q.inside, q.w00, q.w01,
+                q.w10, q.w11, out + k * out_stride);
+}
+
 // Pointers of one image: x (C, H, W) with strides xs; theta_w (4, H, W), theta_b (2, H, W),
 // color_w (C, C), color_b (C), y / grad_out / grad_x (C, H, W) contiguous; null when unused.
 template <typename T>
@@ -162,16 +186,7 @@ INFAUG_INLINE void forward_image(const Geometry<T>& g, const Strides& xs, const 
     // Channel k's warped values go to y, or to scratch for the colour transform.
     T* out = kColor ? s.rows : im.y + p0;
     const int64_t out_stride = kColor ? n : HW;
-    for (int64_t k = 0; k < C; ++k) {
-      if constexpr (std::is_same_v<T, float>) {
-        if (g.pair_taps) {
-          gather_span_avx2(n, im.x + k * xs.c, xs.h, int32_t(g.W), q, out + k * out_stride);
-          continue;
-        }
-      }
-      gather_span(n, im.x + k * xs.c, xs.h, xs.w, q.cx0, q.cx1, q.cy0, q.cy1, q.inside, q.w00,
-                  q.w01, q.w10, q.w11, out + k * out_stride);
-    }
+    gather_channels(g, xs, im.x, q, n, out, out_stride);
     if constexpr (kColor)
       mix_span<false>(C, n, im.color_w, im.color_b, s.rows, n, im.y + p0, HW);
   }
@@ -198,11 +213,16 @@ INFAUG_INLINE void backward_image(const Geometry<T>& g, const Strides& xs, const
   T* values = s.rows;
   // The gradient of the displacement before the box filter (pre-divided by the window count: the
   // adjoint of a window average is the window sum of the gradient divided by each output's
-  // count, the window being symmetric), or the final one when there is no filter. The raw
-  // planes are free once smoothed_displacement has run.
-  T* grad_disp_x = s.raw_x;
-  T* grad_disp_y = s.raw_y;
-  if (need.x) std::fill(im.grad_x, im.grad_x + C * HW, T(0));
+  // count, the window being symmetric), or the final one when there is no filter. The final one
+  // is theta_b's gradient itself, so it is written there when that is wanted; otherwise to the
+  // raw planes, free once smoothed_displacement has run.
+  T* const gtb = im.grad_theta_b;
+  T* grad_disp_x = g.smooth || !gtb ? s.raw_x : gtb;
+  T* grad_disp_y = g.smooth || !gtb ? s.raw_y : gtb + HW;
+  // grad_x by pairs of taps into scratch, folded into grad_x at the end; by single taps straight
+  // into grad_x for images one pixel wide.
+  const bool pairs = need.x && W >= 2;
+  if (need.x && !pairs) std::fill(im.grad_x, im.grad_x + C * HW, T(0));
   std::fill(s.color_w_acc.begin(), s.color_w_acc.end(), 0.0);
   std::fill(s.color_b_acc.begin(), s.color_b_acc.end(), 0.0);
 
@@ -220,33 +240,31 @@ INFAUG_INLINE void backward_image(const Geometry<T>& g, const Strides& xs, const
       go_stride = n;
     }
 
-    // The sampling points' gradient and the warped values.
-    if (need_point) {
-      std::fill(grad_ix, grad_ix + n, T(0));
-      std::fill(grad_iy, grad_iy + n, T(0));
-    }
+    // The sampling points' gradient (summed over the channels) and the warped values.
     if (need_point || need_values) {
-      for (int64_t k = 0; k < C; ++k) {
-        const T* plane = im.x + k * xs.c;
-        const T* gk = go + k * go_stride;
-        T* vk = values + k * n;
-        auto run = [&](auto point, auto value) {
-          constexpr bool kPoint = decltype(point)::value, kValues = decltype(value)::value;
-          if constexpr (std::is_same_v<T, float>) {
-            if (g.pair_taps)
-              return sample_grad_span_avx2<kPoint, kValues>(n, plane, xs.h, int32_t(W), q, gk,
-                                                            grad_ix, grad_iy, vk);
-          }
-          sample_grad_span<kPoint, kValues>(n, plane, xs.h, xs.w, q.cx0, q.cx1, q.cy0, q.cy1,
-                                            q.inside, q.tx, q.ty, q.w00, q.w01, q.w10, q.w11, gk,
-                                            grad_ix, grad_iy, vk);
-        };
-        using yes = std::true_type;
-        using no = std::false_type;
-        if (need_point && need_values) run(yes{}, yes{});
-        else if (need_point) run(yes{}, no{});
-        else run(no{}, yes{});
-      }
+      auto run = [&](auto point, auto value) {
+        constexpr bool kPoint = decltype(point)::value, kValues = decltype(value)::value;
+        if constexpr (std::is_same_v<T, float>) {
+          if (g.pair_taps)
+            return sample_grad_span_avx2<kPoint, kValues>(n, C, im.x, xs.c, xs.h, int32_t(W), q,
+                                                          go, go_stride, grad_ix, grad_iy,
+                                                          values, n);
+        }
+        if (kPoint) {
+          std::fill(grad_ix, grad_ix + n, T(0));
+          std::fill(grad_iy, grad_iy + n, T(0));
+        }
+        for (int64_t k = 0; k < C; ++k)
+          sample_grad_span<kPoint, kValues>(n, im.x + k * xs.c, xs.h, xs.w, q.cx0, q.cx1, q.cy0,
+                                            q.cy1, q.inside, q.tx, q.ty, q.w00, q.w01, q.w10,
+                                            q.w11, go + k * go_stride, grad_ix, grad_iy,
+                                            values + k * n);
+      };
+      using yes = std::true_type;
+      using no = std::false_type;
+      if (need_point && need_values) run(yes{}, yes{});
+      else if (need_point) run(yes{}, no{});
+      else run(no{}, yes{});
     }
     // augment's colour gradients: sums over the image of grad_out times the warped values
     if constexpr (kColor) {
@@ -261,7 +279,16 @@ INFAUG_INLINE void backward_image(const Geometry<T>& g, const Strides& xs, const
 
     // grad_x: scatter the taps' weights. This image belongs to this thread alone, so a plain +=
     // is race-free and the result deterministic.
-    if (need.x) {
+    if (pairs && all_finite(C, n, go, go_stride)) {
+      pair_targets_span(n, int32_t(W), int32_t(s.pair_planes.odd_shift), q.cx0, q.cx1, q.cy0,
+                        q.cy1, q.inside, q.w00, q.w01, q.w10, q.w11, s.pair_top, s.pair_bottom,
+                        s.pair_top_w, s.pair_bottom_w);
+      scatter_pairs_span(n, C, s.pair_planes.channel_stride, s.pair_top, s.pair_bottom,
+                         s.pair_top_w, s.pair_bottom_w, go, go_stride, s.pair_buffer);
+    } else if (pairs) {  // tap by tap, so that a tap outside adds nothing, into the even planes
+      scatter_span(n, C, W, s.pair_planes.channel_stride, q.cx0, q.cx1, q.cy0, q.cy1, q.inside,
+                   q.w00, q.w01, q.w10, q.w11, go, go_stride, s.pair_buffer);
+    } else if (need.x) {
       scatter_span(n, C, W, HW, q.cx0, q.cx1, q.cy0, q.cy1, q.inside, q.w00, q.w01, q.w10,
                    q.w11, go, go_stride, im.grad_x);
     }
@@ -273,20 +300,22 @@ INFAUG_INLINE void backward_image(const Geometry<T>& g, const Strides& xs, const
     }
   }
 
+  if (pairs) fold_pairs(C, HW, s.pair_planes, s.pair_buffer, im.grad_x);
+
   if (need_point) {
     if (g.smooth) {  // the box filter is symmetric: its adjoint is the same window sum
-      box_filter(H, W, g.radius, g.column.data(), grad_disp_x, s.box_tmp,
-                 s.disp_x, static_cast<const T*>(nullptr));
-      box_filter(H, W, g.radius, g.column.data(), grad_disp_y, s.box_tmp,
-                 s.disp_y, static_cast<const T*>(nullptr));
-      grad_disp_x = s.disp_x;
-      grad_disp_y = s.disp_y;
+      T* out_x = gtb ? gtb : s.disp_x;
+      T* out_y = gtb ? gtb + HW : s.disp_y;
+      box_filter(H, W, g.radius, g.column.data(), grad_disp_x, s.box_tmp, out_x,
+                 static_cast<const T*>(nullptr));
+      box_filter(H, W, g.radius, g.column.data(), grad_disp_y, s.box_tmp, out_y,
+                 static_cast<const T*>(nullptr));
+      grad_disp_x = out_x;
+      grad_disp_y = out_y;
     }
-    T* gtw = im.grad_theta_w;
-    T* gtb = im.grad_theta_b;
-    theta_grad_span(HW, g.u.data(), g.v.data(), grad_disp_x, grad_disp_y, gtw,
-                    gtw ? gtw + HW : nullptr, gtw ? gtw + 2 * HW : nullptr,
-                    gtw ? gtw + 3 * HW : nullptr, gtb, gtb ? gtb + HW : nullptr);
+    if (T* gtw = im.grad_theta_w)
+      theta_w_grad_span(HW, g.u.data(), g.v.data(), grad_disp_x, grad_disp_y, gtw, gtw + HW,
+                        gtw + 2 * HW, gtw + 3 * HW);
   }
   if constexpr (kColor) {
     if (need.color_w)

@@ -261,6 +261,138 @@ INFAUG_INLINE void scatter_span(int64_t n, int64_t C, int64_t W, int64_t plane_s
   }
 }
 
+// ---- grad_x by pairs of taps -----------------------------------------------------------------
+//
+// scatter_span above does four scalar read-modify-writes per point and channel, and neighbouring
+// points share taps, so each waits on the store before it. Here the two taps of a row are added as
+// one two-element vector into a pair of adjacent elements (the pair starts at the left tap, moved
+// one left on the last column). Pairs that start at an even flat offset go to one plane and those
+// at an odd offset to another, shifted one element so that both are aligned: within a plane two
+// pairs are then either the same or disjoint, the adds of neighbouring points go to different
+// planes, and no store is half-forwarded into a later load. grad_x is the sum of the two planes.
+
+// Where pairs go, in a buffer of C channels `channel_stride` elements apart: the even plane at
+// [0, HW), the odd plane `odd_shift` (odd) elements further on, so that an odd offset lands on
+// an even element. The buffer must be aligned to two elements and is all zero between images.
+struct PairPlanes {
+  int64_t odd_shift, channel_stride;
+
+  explicit PairPlanes(int64_t HW)
+      : odd_shift(HW | 1), channel_stride(((HW | 1) + HW + 2) / 2 * 2) {}
+};
+
+// Per point, the buffer offsets of its top and bottom pairs and the weights of their two
+// elements, interleaved (top_w[2 p], top_w[2 p + 1]); a tap outside the image has weight zero.
+template <typename T>
+INFAUG_INLINE void pair_targets_span(int64_t n, int32_t W, int32_t odd_shift,
+                                     const int32_t* __restrict__ cx0,
+                                     const int32_t* __restrict__ cx1,
+                                     const int32_t* __restrict__ cy0,
+                                     const int32_t* __restrict__ cy1,
+                                     const int32_t* __restrict__ inside, const T* __restrict__ w00,
+                                     const T* __restrict__ w01, const T* __restrict__ w10,
+                                     const T* __restrict__ w11, int32_t* __restrict__ top,
+                                     int32_t* __restrict__ bottom, T* __restrict__ top_w,
+                                     T* __restrict__ bottom_w) {
+  const int32_t last_start = W - 2;
+  for (int64_t p = 0; p < n; ++p) {
+    const int32_t start = std::min(cx0[p], last_start), m = inside[p];
+    // Where each tap lands in the pair (0 or 1) and whether it is inside (0 or 1), as numbers
+    // rather than conditions, so that the loop vectorises (the weights are always finite). The
+    // left tap is the second element only on the last column, the right tap the first only left
+    // of the image; the other tap is then outside.
+    const T l1 = T(cx0[p] - start), r1 = T(cx1[p] - start), l0 = T(1) - l1, r0 = T(1) - r1;
+    const T a00 = w00[p] * T(m & 1), a01 = w01[p] * T((m >> 1) & 1);
+    const T a10 = w10[p] * T((m >> 2) & 1), a11 = w11[p] * T((m >> 3) & 1);
+    top_w[2 * p] = a00 * l0 + a01 * r0;
+    top_w[2 * p + 1] = a00 * l1 + a01 * r1;
+    bottom_w[2 * p] = a10 * l0 + a11 * r0;
+    bottom_w[2 * p + 1] = a10 * l1 + a11 * r1;
+    const int32_t t = cy0[p] * W + start, b = cy1[p] * W + start;
+    top[p] = t + (t & 1) * odd_shift;
+    bottom[p] = b + (b & 1) * odd_shift;
+  }
+}
+
+// Whether all of C rows of n values (rows `stride` apart) are finite: x - x is zero for them and
+// NaN otherwise.
+template <typename T>
+INFAUG_INLINE bool all_finite(int64_t C, int64_t n, const T* __restrict__ a, int64_t stride) {
+  T part[8] = {};
+  for (int64_t k = 0; k < C; ++k) {
+    const T* __restrict__ row = a + k * stride;
+    int64_t p = 0;
+    for (; p + 8 <= n; p += 8)
+      for (int l = 0; l < 8; ++l) part[l] += row[p + l] - row[p + l];
+    for (; p < n; ++p) part[0] += row[p] - row[p];
+  }
+  T sum = T(0);
+  for (int l = 0; l < 8; ++l) sum += part[l];
+  return sum == T(0);
+}
+
+// buffer[pair] += weights * go[k][p] for the top and bottom pairs of n points, every channel.
+// Requires finite go: a weight of zero stands for a tap outside, and 0 * inf is not zero. kC: the
+// number of channels when fixed at compile time (the channel loop then unrolls), 0 for C.
+template <int kC, typename T>
+INFAUG_INLINE void scatter_pairs_channels(int64_t n, int64_t C, int64_t channel_stride,
+                                          const int32_t* __restrict__ top,
+                                          const int32_t* __restrict__ bottom,
+                                          const T* __restrict__ top_w,
+                                          const T* __restrict__ bottom_w,
+                                          const T* __restrict__ go, int64_t go_stride,
+                                          T* __restrict__ buffer) {
+  typedef T Pair __attribute__((vector_size(2 * sizeof(T)), may_alias));
+  const int64_t channels = kC > 0 ? kC : C;
+  for (int64_t p = 0; p < n; ++p) {
+    const Pair wt = *reinterpret_cast<const Pair*>(top_w + 2 * p);
+    const Pair wb = *reinterpret_cast<const Pair*>(bottom_w + 2 * p);
+    T* t = buffer + top[p];
+    T* b = buffer + bottom[p];
+    for (int64_t k = 0; k < channels; ++k) {
+      const T g = go[k * go_stride + p];
+      const Pair gk = {g, g};
+      // t and b may be the same pair (a row outside the image): one after the other.
+      *reinterpret_cast<Pair*>(t + k * channel_stride) += wt * gk;
+      *reinterpret_cast<Pair*>(b + k * channel_stride) += wb * gk;
+    }
+  }
+}
+
+template <typename T>
+INFAUG_INLINE void scatter_pairs_span(int64_t n, int64_t C, int64_t channel_stride,
+                                      const int32_t* top, const int32_t* bottom, const T* top_w,
+                                      const T* bottom_w, const T* go, int64_t go_stride,
+                                      T* buffer) {
+  switch (C) {  // one channel (MNIST) and three (RGB) unrolled
+    case 1:
+      return scatter_pairs_channels<1>(n, C, channel_stride, top, bottom, top_w, bottom_w, go,
+                                       go_stride, buffer);
+    case 3:
+      return scatter_pairs_channels<3>(n, C, channel_stride, top, bottom, top_w, bottom_w, go,
+                                       go_stride, buffer);
+    default:
+      return scatter_pairs_channels<0>(n, C, channel_stride, top, bottom, top_w, bottom_w, go,
+                                       go_stride, buffer);
+  }
+}
+
+// out[k] = even plane + odd plane of channel k, for C channels of HW; the buffer is left zero.
+template <typename T>
+INFAUG_INLINE void fold_pairs(int64_t C, int64_t HW, const PairPlanes& planes,
+                              T* __restrict__ buffer, T* __restrict__ out) {
+  for (int64_t k = 0; k < C; ++k) {
+    T* __restrict__ even = buffer + k * planes.channel_stride;
+    T* __restrict__ odd = even + planes.odd_shift;
+    T* __restrict__ o = out + k * HW;
+    for (int64_t p = 0; p < HW; ++p) {
+      o[p] = even[p] + odd[p];
+      even[p] = T(0);
+      odd[p] = T(0);
+    }
+  }
+}
+
 // out[c][p] = bias[c] + sum_k matrix[c * C + k] * in[k][p] over n pixels (augment's colour
 // transform), rows of in and out `in_stride` and `out_stride` apart. kTranspose: matrix[k * C + c]
 // and no bias (the transform's adjoint, for gradients).
@@ -316,27 +448,19 @@ INFAUG_INLINE void product_span(int64_t n, const T* __restrict__ a, const T* __r
     for (int64_t p = 0; p < n; ++p) out[p] = a[p] * b[p];
 }
 
-// theta's gradients from the displacement's (gdx, gdy), through D_x = (a - 1) u + b v + e and
-// D_y = c u + (d - 1) v + f: grad (a, b, c, d) = (gdx u, gdx v, gdy u, gdy v), grad (e, f) =
-// (gdx, gdy). A null output is skipped.
+// theta_w's gradients from the displacement's (gdx, gdy), through D_x = (a - 1) u + b v + e and
+// D_y = c u + (d - 1) v + f: grad (a, b, c, d) = (gdx u, gdx v, gdy u, gdy v). (theta_b's
+// gradient is (gdx, gdy) itself.)
 template <typename T>
-INFAUG_INLINE void theta_grad_span(int64_t n, const T* __restrict__ u, const T* __restrict__ v,
-                                   const T* __restrict__ gdx, const T* __restrict__ gdy,
-                                   T* __restrict__ ga, T* __restrict__ gb, T* __restrict__ gc,
-                                   T* __restrict__ gd, T* __restrict__ ge, T* __restrict__ gf) {
-  if (ga != nullptr) {
-    for (int64_t p = 0; p < n; ++p) {
-      ga[p] = gdx[p] * u[p];
-      gb[p] = gdx[p] * v[p];
-      gc[p] = gdy[p] * u[p];
-      gd[p] = gdy[p] * v[p];
-    }
-  }
-  if (ge != nullptr) {
-    for (int64_t p = 0; p < n; ++p) {
-      ge[p] = gdx[p];
-      gf[p] = gdy[p];
-    }
+INFAUG_INLINE void theta_w_grad_span(int64_t n, const T* __restrict__ u, const T* __restrict__ v,
+                                     const T* __restrict__ gdx, const T* __restrict__ gdy,
+                                     T* __restrict__ ga, T* __restrict__ gb, T* __restrict__ gc,
+                                     T* __restrict__ gd) {
+  for (int64_t p = 0; p < n; ++p) {
+    ga[p] = gdx[p] * u[p];
+    gb[p] = gdx[p] * v[p];
+    gc[p] = gdy[p] * u[p];
+    gd[p] = gdy[p] * v[p];
   }
 }
 
