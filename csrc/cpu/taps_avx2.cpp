@@ -35,19 +35,16 @@ INFAUG_AVX2 inline __m128d load_two_pairs(const float* plane, int32_t a, int32_t
 
 INFAUG_AVX2 inline void load_pairs(const float* plane, const int32_t* offset, __m256* left,
                                    __m256* right) {
-  // [l0 r0 l1 r1 l2 r2 l3 r3] and [l4 r4 ...]
-  const __m256i first = _mm256_castpd_si256(
+  // Loaded as [l0 r0 l1 r1 | l4 r4 l5 r5] and [l2 r2 l3 r3 | l6 r6 l7 r7], so that one in-lane
+  // shuffle of the two gives the lefts, and one the rights, in order.
+  const __m256 a = _mm256_castpd_ps(
       _mm256_insertf128_pd(_mm256_castpd128_pd256(load_two_pairs(plane, offset[0], offset[1])),
-                           load_two_pairs(plane, offset[2], offset[3]), 1));
-  const __m256i second = _mm256_castpd_si256(
-      _mm256_insertf128_pd(_mm256_castpd128_pd256(load_two_pairs(plane, offset[4], offset[5])),
+                           load_two_pairs(plane, offset[4], offset[5]), 1));
+  const __m256 b = _mm256_castpd_ps(
+      _mm256_insertf128_pd(_mm256_castpd128_pd256(load_two_pairs(plane, offset[2], offset[3])),
                            load_two_pairs(plane, offset[6], offset[7]), 1));
-  // -> [l0 l1 l2 l3 r0 r1 r2 r3] and [l4 ... r4 ...] -> 8 left, 8 right
-  const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
-  const __m256 a = _mm256_castsi256_ps(_mm256_permutevar8x32_epi32(first, order));
-  const __m256 b = _mm256_castsi256_ps(_mm256_permutevar8x32_epi32(second, order));
-  *left = _mm256_permute2f128_ps(a, b, 0x20);
-  *right = _mm256_permute2f128_ps(a, b, 0x31);
+  *left = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+  *right = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
 }
 
 // Where the taps of points p .. p + 7 are, the same for every channel: the offsets of the top and
