@@ -220,8 +220,8 @@ INFAUG_INLINE void backward_image(const Geometry<T>& g, const Strides& xs, const
   T* grad_disp_x = g.smooth || !gtb ? s.raw_x : gtb;
   T* grad_disp_y = g.smooth || !gtb ? s.raw_y : gtb + HW;
   // grad_x by pairs of taps into scratch, folded into grad_x at the end; by single taps straight
-  // into grad_x for images one pixel wide.
-  const bool pairs = need.x && W >= 2;
+  // into grad_x for images one pixel wide (and planes too large for the pairs' int32 offsets).
+  const bool pairs = need.x && W >= 2 && HW < (int64_t(1) << 30);
   if (need.x && !pairs) std::fill(im.grad_x, im.grad_x + C * HW, T(0));
   std::fill(s.color_w_acc.begin(), s.color_w_acc.end(), 0.0);
   std::fill(s.color_b_acc.begin(), s.color_b_acc.end(), 0.0);
