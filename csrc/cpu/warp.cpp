@@ -2,10 +2,12 @@
 //
 // Per image, in thread-local scratch that stays in cache: the displacement of the affine flow and
 // its box filter, as flat passes over the plane; then, a block of pixels at a time, the sampling
-// points are located and the four bilinear taps of every channel gathered by loops the compiler
-// vectorises (warp_spans.h), with the few points whose taps straddle the border redone exactly.
-// No (N, 2, H, W) grid reaches memory. Parallel over the batch: each image is owned by one thread,
-// so the scatter of grad_x needs no atomics and every result is deterministic.
+// points are located and the four bilinear taps of every channel gathered, by loops the compiler
+// vectorises (warp_spans.h) or, for float32 on AVX2 CPUs, by intrinsics that load the two taps of
+// a row together (taps_avx2.h); taps outside the image are masked off. grad_x is scattered by
+// pairs of taps into scratch planes and folded into place once per image. No (N, 2, H, W) grid
+// reaches memory. Parallel over the batch: each image is owned by one thread, so the scatter of
+// grad_x needs no atomics and every result is deterministic.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
