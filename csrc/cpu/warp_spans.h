@@ -267,9 +267,10 @@ INFAUG_INLINE void scatter_span(int64_t n, int64_t C, int64_t W, int64_t plane_s
 // points share taps, so each waits on the store before it. Here the two taps of a row are added as
 // one two-element vector into a pair of adjacent elements (the pair starts at the left tap, moved
 // one left on the last column). Pairs that start at an even flat offset go to one plane and those
-// at an odd offset to another, shifted one element so that both are aligned: within a plane two
-// pairs are then either the same or disjoint, the adds of neighbouring points go to different
-// planes, and no store is half-forwarded into a later load. grad_x is the sum of the two planes.
+// at an odd offset to another, an odd number of elements further on so that both are aligned: two
+// pairs in a plane are then either the same or disjoint, the adds of neighbouring points go to
+// different planes, and no store is half-forwarded into a later load. grad_x is the sum of the two
+// planes.
 
 // Where pairs go, in a buffer of C channels `channel_stride` elements apart: the even plane at
 // [0, HW), the odd plane `odd_shift` (odd) elements further on, so that an odd offset lands on
