@@ -44,6 +44,7 @@ struct Geometry {
   std::vector<int32_t> column;   // j
   std::vector<T> inv_count;      // 1 / number of in-bounds pixels in the box window
   bool pair_taps = false;        // gather with taps_avx2.h (float32, AVX2, unit column stride)
+  bool pair_scatter = false;     // backward: grad_x by pairs of taps (warp_spans.h)
 
   Geometry(int64_t C_, int64_t H_, int64_t W_, int64_t smooth_size, bool align)
       : C(C_), H(H_), W(W_), HW(H_ * W_), radius(smooth_size / 2), smooth(smooth_size > 1),
@@ -114,11 +115,12 @@ struct ScratchLayout {
     grad_rows = c.take<T>(g.C * block);
     grad_ix = c.take<T>(block);
     grad_iy = c.take<T>(block);
-    pair_buffer = c.take<T>(g.C * pair_planes.channel_stride);
-    pair_top = c.take<int32_t>(block);
-    pair_bottom = c.take<int32_t>(block);
-    pair_top_w = c.take<T>(2 * block);
-    pair_bottom_w = c.take<T>(2 * block);
+    const int64_t pair_block = g.pair_scatter ? block : 0;  // empty when unused
+    pair_buffer = c.take<T>(g.pair_scatter ? g.C * pair_planes.channel_stride : 0);
+    pair_top = c.take<int32_t>(pair_block);
+    pair_bottom = c.take<int32_t>(pair_block);
+    pair_top_w = c.take<T>(2 * pair_block);
+    pair_bottom_w = c.take<T>(2 * pair_block);
   }
 };
 
@@ -221,9 +223,9 @@ INFAUG_INLINE void backward_image(const Geometry<T>& g, const Strides& xs, const
   T* const gtb = im.grad_theta_b;
   T* grad_disp_x = g.smooth || !gtb ? s.raw_x : gtb;
   T* grad_disp_y = g.smooth || !gtb ? s.raw_y : gtb + HW;
-  // grad_x by pairs of taps into scratch, folded into grad_x at the end; by single taps straight
-  // into grad_x for images one pixel wide (and planes too large for the pairs' int32 offsets).
-  const bool pairs = need.x && W >= 2 && HW < (int64_t(1) << 30);
+  // grad_x by pairs of taps into scratch, folded into grad_x at the end, or by single taps
+  // straight into grad_x (see use_pair_scatter).
+  const bool pairs = g.pair_scatter;
   if (need.x && !pairs) std::fill(im.grad_x, im.grad_x + C * HW, T(0));
   std::fill(s.color_w_acc.begin(), s.color_w_acc.end(), 0.0);
   std::fill(s.color_b_acc.begin(), s.color_b_acc.end(), 0.0);
@@ -381,6 +383,12 @@ bool use_pair_taps(const Strides& xs, int64_t W) {
 #endif
 }
 
+// Whether the backward scatters grad_x by pairs of taps: not for images one pixel wide, nor for
+// planes too large for the pairs' int32 offsets.
+bool use_pair_scatter(const NeedGrad& need, int64_t H, int64_t W) {
+  return need.x && W >= 2 && H * W < (int64_t(1) << 30);
+}
+
 // ---- launchers -------------------------------------------------------------------------------
 
 template <typename F>
@@ -517,6 +525,7 @@ std::vector<at::Tensor> backward(const char* op, const at::Tensor& grad_out_in, 
     using T = scalar_t;
     Geometry<T> g(C, H, W, smooth, align_corners);
     g.pair_taps = use_pair_taps<T>(xs, W);
+    g.pair_scatter = use_pair_scatter(need, H, W);
     auto out = [&](size_t k, bool needed) -> T* {
       return needed ? grads[k].mutable_data_ptr<T>() : nullptr;
     };
