@@ -5,6 +5,8 @@ Public operators (registered under ``torch.ops.infaug`` with CPU and CUDA kernel
     augment(x, theta_w, theta_b, color_w, color_b) warp followed by a per-image colour transform
     influence(features, labels, weight, bias, s_weight, s_bias)  closed-form last-layer influence
 The influence engine: LastLayerInfluence (s_val = H^-1 g_val, I_up, I_aug).
+The learned augmentation: Augmenter (E and G as one module), learn_augmenter (for your classifier).
+The learning system: infaug.models, infaug.train, infaug.run (``infaug run``).
 The pure-torch definitions of the same operators live in ``infaug.reference``.
 """
 
@@ -14,6 +16,8 @@ _C = _load()  # registers torch.ops.infaug.* before anything refers to them
 
 from infaug.ops import augment, influence, warp  # noqa: E402
 from infaug.engine import LastLayerInfluence, last_layer_features  # noqa: E402
+from infaug.augmenter import Augmenter  # noqa: E402
+from infaug.learn import learn_augmenter  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["LastLayerInfluence", "augment", "influence", "last_layer_features", "warp"]
+__all__ = ["Augmenter", "LastLayerInfluence", "augment", "influence", "last_layer_features", "learn_augmenter", "warp"]

@@ -1,5 +1,10 @@
 """The ``infaug`` command line.
 
+    infaug run [--preset NAME] [--out DIR] [--seeds 0,1,2] [--methods none,proposed] [--device auto]
+               [--data-dir DIR] [--set key=value ...]
+        Learns an augmentation by influence and compares it with five other methods on the same
+        splits, seeds and budget (SPEC 3); writes metrics.json, run.log, pictures and report.html.
+
     infaug demo [--data DIR] [--out DIR] [--count N] [--seed S]
         Warps real digits with random smooth flows and colour changes through the fused
         ``infaug.augment`` kernel and writes a picture: originals above, augmentations below.
@@ -79,9 +84,43 @@ def check_influence(args: argparse.Namespace) -> None:
     print(f"wrote {plot(result, Path(args.out) / 'influence.png')}")
 
 
+def run_command(args: argparse.Namespace) -> dict:
+    from infaug.config import load_preset
+    from infaug.run import run
+
+    config = load_preset(args.preset)
+    overrides = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"infaug run: --set takes key=value (e.g. classifier.epochs=30), got {item!r}")
+        overrides[key.strip()] = value.strip()
+    for key, value in (("run.seeds", args.seeds), ("run.methods", args.methods), ("run.device", args.device),
+                       ("data.data_dir", args.data_dir)):
+        if value is not None:
+            overrides[key] = value
+    try:
+        config = config.replace(overrides, source="command line")
+    except (KeyError, TypeError, ValueError) as error:
+        raise SystemExit(f"infaug run: {error.args[0] if error.args else error}") from None
+    out = args.out or f"runs/{args.preset}"
+    return run(config, out)
+
+
 def parser() -> argparse.ArgumentParser:
+    from infaug.config import preset_names
+
     main = argparse.ArgumentParser(prog="infaug", description="Learned data augmentation judged by influence functions.")
     commands = main.add_subparsers(dest="command", required=True)
+    r = commands.add_parser("run", help="learn an augmentation by influence and compare it with the baselines")
+    r.add_argument("--preset", default="default", choices=preset_names(), help="the configuration to start from (default: default)")
+    r.add_argument("--out", default=None, help="output directory (default: runs/PRESET)")
+    r.add_argument("--seeds", default=None, help="comma-separated seeds (default: the preset's, 0)")
+    r.add_argument("--methods", default=None, help="comma-separated methods (default: all six)")
+    r.add_argument("--device", default=None, help="auto (default), cpu or cuda[:N]")
+    r.add_argument("--data-dir", default=None, help="the folder that holds MNIST/raw (mnist presets)")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a configuration key, e.g. classifier.epochs=30")
+    r.set_defaults(run=run_command)
     d = commands.add_parser("demo", help="warp real digits with random smooth flows and write a picture")
     d.add_argument("--data", default=None, help="MNIST root (root/MNIST/raw/*-ubyte.gz); default: embedded digits")
     d.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
@@ -101,6 +140,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = list(argv) if argv is not None else __import__("sys").argv[1:]
+    if not argv:
+        argv = ["run"]  # `infaug` alone runs the default preset
     args = parser().parse_args(argv)
     args.run(args)
 

@@ -6,8 +6,19 @@ from pathlib import Path
 
 import pytest
 
+import infaug.augmentations
+import infaug.augmenter
+import infaug.baselines
+import infaug.config
 import infaug.data.mnist
+import infaug.data.splits
+import infaug.data.toy2d
 import infaug.engine
+import infaug.learn
+import infaug.models.classifier
+import infaug.models.critic
+import infaug.models.encoder
+import infaug.models.generator
 import infaug.ops
 import infaug.reference
 
@@ -20,7 +31,14 @@ def test_readme_python_blocks_run(index):
     exec(compile(BLOCKS[index], f"README.md block {index}", "exec"), {})
 
 
-@pytest.mark.parametrize("module", [infaug.ops, infaug.reference, infaug.engine, infaug.data.mnist], ids=lambda m: m.__name__)
+MODULES = [
+    infaug.ops, infaug.reference, infaug.engine, infaug.data.mnist, infaug.data.splits, infaug.data.toy2d,
+    infaug.config, infaug.augmentations, infaug.augmenter, infaug.baselines, infaug.learn,
+    infaug.models.classifier, infaug.models.critic, infaug.models.encoder, infaug.models.generator,
+]
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

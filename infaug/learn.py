@@ -1,0 +1,117 @@
+"""Learning an augmentation for your own classifier, from Python: :func:`learn_augmenter`.
+
+Your classifier must end with an ``nn.Linear`` whose output is its output (the influence engine
+differentiates that layer), and should have been trained with an L2 penalty of ``damping`` on it.
+The data are tensors or DataLoaders of (images in [0, 1], labels).
+
+Example:
+    >>> import torch, infaug
+    >>> from torch import nn
+    >>> model = nn.Sequential(nn.Conv2d(1, 8, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+    >>> x, y = torch.rand(64, 1, 28, 28), torch.arange(64) % 10
+    >>> augmenter = infaug.learn_augmenter(model, (x[:48], y[:48]), (x[48:], y[48:]), gan_steps=2, encoder_steps=2)
+    >>> augmenter(x[:4]).shape
+    torch.Size([4, 1, 28, 28])
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from infaug.augmenter import Augmenter
+from infaug.config import EncoderConfig, GeneratorConfig
+from infaug.engine import last_layer_features
+from infaug.models import Encoder, Generator
+from infaug.train.classifier import influence_engine
+from infaug.train.encoder import train_encoder
+from infaug.train.gan import pretrain_generator
+
+__all__ = ["learn_augmenter"]
+
+Data = Union[Tuple[Tensor, Tensor], Iterable]
+
+
+class _LastLayer(nn.Module):
+    """Any classifier seen as ``features(x)`` and ``head`` (its last ``nn.Linear``)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        if not linears:
+            raise ValueError(f"model: {type(model).__name__} has no nn.Linear layer; its last layer must be nn.Linear")
+        self.head = linears[-1]
+
+    def features(self, x: Tensor) -> Tensor:
+        return last_layer_features(self.model, x)[0]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+
+def _tensors(data: Data, name: str, device) -> Tuple[Tensor, Tensor]:
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, Tensor) for t in data):
+        images, labels = data
+    else:
+        batches = [(b[0], b[1]) for b in data]
+        if not batches:
+            raise ValueError(f"{name}: the loader gave no batches")
+        images, labels = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+    if images.dim() != 4 or labels.shape != images.shape[:1]:
+        raise ValueError(f"{name}: expected images (N, C, H, W) and labels (N,), got {tuple(images.shape)} and {tuple(labels.shape)}")
+    return images.to(device), labels.to(device=device, dtype=torch.long)
+
+
+def learn_augmenter(
+    model: nn.Module,
+    train: Data,
+    validation: Data,
+    *,
+    unlabelled: Optional[Tensor] = None,
+    damping: float = 0.01,
+    gan_steps: Optional[int] = None,
+    encoder_steps: Optional[int] = None,
+    seed: int = 0,
+    generator: Optional[Generator] = None,
+    generator_config: GeneratorConfig = GeneratorConfig(),
+    encoder_config: EncoderConfig = EncoderConfig(),
+) -> Augmenter:
+    """Pre-trains G on the training (and unlabelled) images, then trains E by influence at the
+    classifier's current weights, and returns both as an :class:`infaug.Augmenter`.
+
+    Args:
+        model: your trained classifier (last layer ``nn.Linear``); left unchanged.
+        train, validation: (images (N, C, H, W) in [0, 1], labels (N,)) or DataLoaders of such batches.
+        unlabelled: more images (M, C, H, W) for G's GAN.
+        damping: the influence engine's damping (the L2 your last layer was trained with).
+        gan_steps, encoder_steps: lengths of G's pre-training and E's training (default: the configs').
+        generator: an already pre-trained G to reuse (then G's pre-training is skipped).
+        generator_config, encoder_config: the settings of G, its pre-training, E and its training,
+            as ``infaug run`` takes them (``infaug.config``).
+    """
+    device = next(model.parameters()).device
+    (train_x, train_y), validation = _tensors(train, "train", device), _tensors(validation, "validation", device)
+    wrapped = _LastLayer(model)
+    was_training = model.training
+    rng = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    _, c, h, w = train_x.shape
+    g, e = generator_config, encoder_config
+    if generator is None:
+        generator = Generator(c, h, w, latent=g.latent, spatial_latent=g.spatial_latent, hidden=g.hidden, smooth=g.smooth).to(device)
+        images = train_x if unlabelled is None else torch.cat([train_x, unlabelled.to(device)])
+        pretrain_generator(
+            generator, images, steps=g.steps if gan_steps is None else gan_steps, critic_steps=g.critic_steps,
+            critic_width=g.critic_width, batch_size=g.batch_size, lr=g.lr, gradient_penalty_weight=g.gradient_penalty,
+            anti_identity=g.anti_identity, anti_identity_eps=g.anti_identity_eps, rng=rng,
+        )
+    generator.eval().requires_grad_(False)
+    engine = influence_engine(wrapped, (train_x, train_y), validation, damping=damping)
+    encoder = Encoder(c, generator.latent, e.width, e.noise).to(device)
+    train_encoder(encoder, generator, wrapped, engine, train_x, train_y, steps=e.steps if encoder_steps is None else encoder_steps,
+                  batch_size=min(e.batch_size, len(train_y)), lr=e.lr, penalty=e.tau_penalty, rng=rng, kl=e.kl, clip=e.clip)
+    model.train(was_training)
+    return Augmenter(generator, encoder)

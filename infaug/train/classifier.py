@@ -1,0 +1,126 @@
+"""Training and evaluating F.
+
+Each step trains on a batch of originals together with their augmentations (the method's
+``augment`` callable; the identity for ``none``), minimising the mean cross-entropy plus
+(damping / 2) |theta|^2 on the last layer, so that the influence engine's damping is the L2 that F
+was trained with (SPEC 2.2).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from infaug.engine import LastLayerInfluence
+from infaug.train.progress import progress
+
+__all__ = ["ClassifierTrainer", "evaluate", "features", "influence_engine"]
+
+Augment = Callable[[Tensor, torch.Generator], Tensor]
+
+
+class ClassifierTrainer:
+    """F, its optimiser and its learning-rate schedule over ``total_epochs``; ``train`` runs some of
+    those epochs, so the alternating loop can interleave other phases without restarting them."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        total_epochs: int,
+        steps_per_epoch: int,
+        lr: float,
+        weight_decay: float,
+        damping: float,
+    ) -> None:
+        self.model = model
+        self.damping = damping
+        head = set(model.head.parameters())
+        body = [p for p in model.parameters() if p not in head]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": body, "weight_decay": weight_decay}, {"params": list(head), "weight_decay": 0.0}], lr=lr
+        )
+        total = max(1, total_epochs * steps_per_epoch)
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
+        self.epochs_done = 0
+
+    def loss(self, x: Tensor, y: Tensor) -> Tensor:
+        l2 = sum(p.square().sum() for p in self.model.head.parameters())
+        return F.cross_entropy(self.model(x), y) + 0.5 * self.damping * l2
+
+    def train(
+        self,
+        images: Tensor,
+        labels: Tensor,
+        epochs: int,
+        *,
+        augment: Optional[Augment],
+        batch_size: int,
+        generator: torch.Generator,
+        label: str = "F",
+    ) -> list[float]:
+        """Runs ``epochs`` epochs; returns the mean training loss of each."""
+        self.model.train()
+        history = []
+        for _ in progress(range(epochs), desc=label, unit="epoch"):
+            order = torch.randperm(len(labels), generator=generator).to(images.device)
+            total, count = 0.0, 0
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                x, y = images[rows], labels[rows]
+                if augment is not None:
+                    with torch.no_grad():
+                        x = torch.cat([x, augment(x, generator)])
+                    y = torch.cat([y, y])
+                loss = self.loss(x, y)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                self.schedule.step()
+                total, count = total + float(loss.detach()) * len(y), count + len(y)
+            history.append(total / max(count, 1))
+            self.epochs_done += 1
+        return history
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1000) -> Tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``model`` in eval mode."""
+    model.eval()
+    loss, correct = 0.0, 0
+    for start in range(0, len(labels), batch_size):
+        logits = model(images[start : start + batch_size])
+        y = labels[start : start + batch_size]
+        loss += float(F.cross_entropy(logits, y, reduction="sum"))
+        correct += int((logits.argmax(1) == y).sum())
+    return loss / len(labels), correct / len(labels)
+
+
+def features(model: nn.Module, images: Tensor, batch_size: int = 1000) -> Tensor:
+    """F's penultimate features (N, D) in eval mode, without gradients."""
+    model.eval()
+    with torch.no_grad():
+        return torch.cat([model.features(images[s : s + batch_size]) for s in range(0, len(images), batch_size)])
+
+
+def influence_engine(
+    model: nn.Module,
+    train: Tuple[Tensor, Tensor],
+    validation: Tuple[Tensor, Tensor],
+    *,
+    damping: float,
+    train_augmented: Optional[Tensor] = None,
+) -> LastLayerInfluence:
+    """s_val at F's current weights: the Hessian over the training samples (and, when given, their
+    augmentations, as F is trained on both), g_val over the validation split."""
+    images, labels = train
+    engine = LastLayerInfluence(model.head.weight.detach(), model.head.bias.detach(), damping=damping)
+    engine.fit(features(model, images), labels)
+    if train_augmented is not None:
+        engine.fit(features(model, train_augmented), labels)
+    engine.set_validation(features(model, validation[0]), validation[1])
+    return engine

@@ -1,0 +1,134 @@
+"""Training E by influence (SPEC 3): with F and G fixed, minimise the mean I_aug of E's augmentations.
+
+The loss of a batch of labelled training samples z = (x, y) is
+
+    mean_i clip(I_aug(z_i, G(x_i, tau_i)) / sigma)
+      + tau_penalty * mean_i relu(|tau_i|^2 / latent - 1)  +  kl * mean_i |mu_i|^2 / (2 latent),
+
+tau_i = mu_i + noise * eps_i with mu_i = E(x_i) (see ``infaug.models.encoder``). The gradient of the first term
+flows from the closed-form ``infaug.influence`` through F's features of x~, the fused
+``infaug.augment`` and G into E. sigma, the standard deviation of I_up over the training samples
+at this F, makes the objective's scale (which grows with |s_val|) independent of the problem, so
+the weights and the learning rate mean the same everywhere. The tau penalty keeps tau within the
+prior's typical radius, where G was trained.
+
+Two terms keep E where the influence function's prediction holds. It is a first-order, local
+prediction, and the raw objective rewards without bound augmentations whose gradient is huge:
+samples F gets badly wrong, which is what destroying the digit achieves. ``clip`` c > 0 replaces
+each normalised I_aug v by c tanh(v / c), so one sample gains at most c and E is paid for making
+many samples moderately helpful rather than a few extreme; ``kl`` is the mean-shift part of
+KL(N(mu, noise^2) | N(0, noise^2)) per latent dimension, a trust region around G's prior.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+from torch import Tensor, nn
+
+from infaug import ops as fused_ops
+from infaug.engine import LastLayerInfluence
+from infaug.train.classifier import features
+from infaug.train.progress import progress
+
+__all__ = ["encoder_loss", "frozen", "i_aug", "tau_penalty", "train_encoder"]
+
+
+@contextlib.contextmanager
+def frozen(*modules: nn.Module) -> Iterator[None]:
+    """Eval mode and no parameter gradients for ``modules`` inside the block (restored after)."""
+    states = [(m, m.training, [p.requires_grad for p in m.parameters()]) for m in modules]
+    for m in modules:
+        m.eval()
+        m.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for m, training, flags in states:
+            m.train(training)
+            for p, flag in zip(m.parameters(), flags):
+                p.requires_grad_(flag)
+
+
+def tau_penalty(tau: Tensor) -> Tensor:
+    """mean over samples of relu(|tau|^2 / latent - 1): zero inside the prior's typical radius."""
+    return torch.relu(tau.square().mean(1) - 1).mean()
+
+
+def i_aug(model: nn.Module, engine: LastLayerInfluence, x: Tensor, x_aug: Tensor, labels: Tensor) -> Tensor:
+    """I_aug (N,) of replacing each (x, y) by (x_aug, y), at F's current weights, without gradients."""
+    return engine.aug(features(model, x), features(model, x_aug), labels)
+
+
+def encoder_loss(
+    encoder: nn.Module,
+    generator: nn.Module,
+    model: nn.Module,
+    engine: LastLayerInfluence,
+    x: Tensor,
+    y: Tensor,
+    base: Tensor,
+    *,
+    scale: float | Tensor,
+    penalty: float,
+    rng: torch.Generator | None,
+    kl: float = 0.0,
+    clip: float = 0.0,
+    ops=fused_ops,
+) -> tuple[Tensor, Tensor]:
+    """(loss, mean I_aug) of one batch (see the module docstring). ``base`` is I_up (N,) of the
+    originals; ``ops`` is the module whose ``augment`` and ``influence`` are used: the fused ones,
+    or ``infaug.reference`` for tests and benchmarks."""
+    tau, mu = encoder(x, generator=rng, return_mean=True)
+    if hasattr(generator, "transform_parameters"):
+        x_aug = ops.augment(x, *generator.transform_parameters(tau), smooth=generator.smooth, padding_mode=generator.padding_mode)
+    else:
+        x_aug = generator(x, tau)
+    scores = ops.influence(model.features(x_aug), y, engine.weight, engine.bias, engine.s_weight, engine.s_bias)
+    values = (scores - base) / scale
+    if clip > 0:
+        values = clip * torch.tanh(values / clip)
+    loss = values.mean() + penalty * tau_penalty(tau) + kl * 0.5 * mu.square().mean()
+    return loss, (scores - base).mean()
+
+
+def train_encoder(
+    encoder: nn.Module,
+    generator: nn.Module,
+    model: nn.Module,
+    engine: LastLayerInfluence,
+    images: Tensor,
+    labels: Tensor,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    penalty: float,
+    rng: torch.Generator,
+    kl: float = 0.0,
+    clip: float = 0.0,
+) -> list[float]:
+    """Trains ``encoder`` in place; returns the mean I_aug of each step's batch (unscaled)."""
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=lr)
+    base = engine.up(features(model, images), labels)  # I_up(z): constant, F is fixed
+    scale = base.std().clamp_min(1e-12)
+    history = []
+    encoder.train()
+    with frozen(generator, model):
+        for _ in progress(range(steps), desc="E (influence)", unit="step"):
+            rows = torch.randperm(len(labels), generator=rng)[:batch_size].to(images.device)
+            x, y = images[rows], labels[rows]
+            loss, mean_i_aug = encoder_loss(
+                encoder, generator, model, engine, x, y, base[rows], scale=scale, penalty=penalty, rng=rng, kl=kl, clip=clip
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            value = float(mean_i_aug.detach())
+            if value != value or abs(value) == float("inf"):
+                raise FloatingPointError(f"E training: the mean I_aug became {value} at step {len(history) + 1}")
+            history.append(value)
+    encoder.eval()
+    return history

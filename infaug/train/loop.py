@@ -1,0 +1,148 @@
+"""The alternating loop (SPEC 3), one function for every method: :func:`run_method`.
+
+    train F (warm-up epochs, with the method's augmentation)
+    for each round:
+        s_val at F's current weights (the Hessian over the training samples and their augmentations)
+        proposed only: train E by influence, F and G fixed
+        train F further on originals plus augmentations
+    evaluate F on the validation and the test split, once
+
+Every method runs this same code with the same seed, splits, F initialisation, epochs, batches and
+rounds; methods differ only in the augmentation callable. At every round the I_aug of the
+method's augmentations is measured on the held-out labelled samples (those E never trains on).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor, nn
+
+from infaug.augmenter import Augmenter
+from infaug.config import Config
+from infaug.train.classifier import ClassifierTrainer, evaluate, influence_engine
+from infaug.train.encoder import i_aug, train_encoder
+from infaug.train.task import Task
+
+__all__ = ["MethodResult", "make_augmentation", "round_epochs", "run_method"]
+
+Augment = Callable[[Tensor, torch.Generator], Tensor]
+
+
+@dataclass
+class MethodResult:
+    method: str
+    seed: int
+    test_loss: float
+    test_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    seconds: float
+    model: nn.Module
+    augment: Optional[Augment]
+    encoder: Optional[nn.Module] = None
+    generator: Optional[nn.Module] = None
+    rounds: list = field(default_factory=list)  # per round: val loss, I_aug on the held-out samples
+    encoder_history: list = field(default_factory=list)  # per round: mean I_aug per E step
+    holdout_i_aug: dict = field(default_factory=dict)  # proposed: I_aug (per sample) at the last round's F
+
+
+def round_epochs(epochs: int, rounds: int, warmup: float) -> list[int]:
+    """[warm-up epochs, epochs of round 1, ..., of round R]: the warm-up share first, the rest
+    split as evenly as possible."""
+    warm = int(round(epochs * warmup))
+    rest = epochs - warm
+    return [warm] + [rest // rounds + (1 if r < rest % rounds else 0) for r in range(rounds)]
+
+
+def make_augmentation(method: str, task: Task, config: Config, generator: Optional[nn.Module], encoder: Optional[nn.Module]):
+    """The augmentation callable (x, rng) -> x~ of ``method`` (None for ``none``)."""
+    if method == "none":
+        return None
+    if method == "heuristic":
+        return task.heuristic
+    if method in ("random_g", "proposed"):
+        if generator is None:
+            raise ValueError(f"method {method!r} needs a pre-trained G")
+        if task.kind == "points":
+            source = (lambda x, rng: generator.sample_latent(len(x), generator=rng, device=x.device)) if encoder is None else encoder
+            return lambda x, rng: generator(x, source(x, rng))
+        augmenter = Augmenter(generator, encoder)
+        return lambda x, rng: augmenter(x, generator=rng)
+    if method in ("trivialaugment", "randaugment"):
+        if task.kind != "images":
+            raise ValueError(f"method {method!r} augments images; it does not apply to the toy2d points")
+        from infaug.baselines import KorniaPolicy
+
+        options = {"n": config.kornia.randaugment_n, "m": config.kornia.randaugment_m} if method == "randaugment" else {}
+        policy = KorniaPolicy(method, channels=task.shape[0], **options)
+        return lambda x, rng: policy(x, rng)
+    raise ValueError(f"method must be one of none, heuristic, random_g, proposed, trivialaugment, randaugment; got {method!r}")
+
+
+def run_method(method: str, task: Task, config: Config, seed: int, *, generator: Optional[nn.Module] = None) -> MethodResult:
+    """Trains F with ``method``'s augmentation by the alternating loop and evaluates it.
+
+    ``generator`` is the pre-trained G (random_g and proposed); it is not modified.
+    """
+    start = time.perf_counter()
+    c, e = config.classifier, config.encoder
+    torch.manual_seed(seed)  # the same F initialisation for every method of a seed
+    model = task.make_classifier()
+    rng = torch.Generator().manual_seed(seed + 1)  # batches, augmentations and E's noise
+    encoder = None
+    if method == "proposed":
+        encoder = task.make_encoder()  # starts at G's prior: the warm-up is random_g's
+    augment = make_augmentation(method, task, config, generator, encoder)
+    train_x, train_y = task.train
+    steps_per_epoch = -(-len(train_y) // c.batch_size)
+    trainer = ClassifierTrainer(
+        model, total_epochs=c.epochs, steps_per_epoch=steps_per_epoch, lr=c.lr, weight_decay=c.weight_decay, damping=c.damping
+    )
+    schedule = round_epochs(c.epochs, config.loop.rounds, config.loop.warmup)
+    trainer.train(train_x, train_y, schedule[0], augment=augment, batch_size=c.batch_size, generator=rng, label=f"{method} F warm-up")
+    rounds, encoder_history, holdout = [], [], {}
+    holdout_x, holdout_y = train_x[task.holdout_rows], train_y[task.holdout_rows]
+    for number, epochs in enumerate(schedule[1:], 1):
+        # s_val at F's current weights, over the training samples and one draw of their augmentations.
+        with torch.no_grad():
+            augmented = augment(train_x, rng) if augment is not None else None
+        engine = influence_engine(model, task.train, task.validation, damping=c.damping, train_augmented=augmented)
+        record = {"round": number, "val_loss": evaluate(model, *task.validation)[0]}
+        if augment is not None:
+            record["holdout_i_aug"] = float(i_aug(model, engine, holdout_x, augment(holdout_x, rng), holdout_y).mean())
+        if encoder is not None:
+            # E: minimise the mean I_aug of its augmentations over the samples it trains on (F, G fixed).
+            rows = task.encoder_rows
+            encoder_history.append(
+                train_encoder(encoder, generator, model, engine, train_x[rows], train_y[rows], steps=e.steps,
+                              batch_size=e.batch_size, lr=e.lr, penalty=e.tau_penalty, rng=rng, kl=e.kl, clip=e.clip)
+            )
+            with torch.no_grad():
+                record["holdout_i_aug_trained"] = float(i_aug(model, engine, holdout_x, augment(holdout_x, rng), holdout_y).mean())
+            if number == len(schedule) - 1:
+                holdout = _compare_on_holdout(model, engine, task, config, generator, encoder, rng)
+        rounds.append(record)
+        # F: train further on originals plus the augmentations.
+        trainer.train(train_x, train_y, epochs, augment=augment, batch_size=c.batch_size, generator=rng, label=f"{method} F round {number}")
+    val_loss, val_accuracy = evaluate(model, *task.validation)
+    test_loss, test_accuracy = evaluate(model, *task.test)
+    return MethodResult(
+        method, seed, test_loss, test_accuracy, val_loss, val_accuracy, time.perf_counter() - start, model, augment,
+        encoder, generator if method in ("random_g", "proposed") else None, rounds, encoder_history, holdout,
+    )
+
+
+@torch.no_grad()
+def _compare_on_holdout(model, engine, task: Task, config: Config, generator, encoder, rng: torch.Generator) -> dict:
+    """I_aug (per held-out sample) of E's, G's prior's and the heuristic's augmentations, all at the
+    same F and s_val: the prediction that ``proposed`` is judged on, on samples E never saw."""
+    x, y = task.train[0][task.holdout_rows], task.train[1][task.holdout_rows]
+    out = {}
+    for name, source in (("proposed", encoder), ("random_g", None), ("heuristic", "heuristic")):
+        augment = task.heuristic if source == "heuristic" else make_augmentation("proposed", task, config, generator, source)
+        out[name] = i_aug(model, engine, x, augment(x, rng), y).cpu()
+    return out

@@ -1,0 +1,113 @@
+"""What a method is run on: the split data on its device and the factories of F, G and E.
+
+``build_task`` turns a configuration and a seed into a :class:`Task`, the one object every method
+of a run shares, so all of them see the same splits and the same networks' architectures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from infaug.augmentations import HeuristicAugmentation
+from infaug.config import Config
+from infaug.data import Digits, embedded_digits, load_mnist
+from infaug.data.splits import Splits, make_splits
+from infaug.data.toy2d import toy2d
+from infaug.models import MLP, AllConvNet, Encoder, Generator, PointEncoder, TranslationGenerator, resnet56
+
+__all__ = ["Task", "build_task", "load_pool"]
+
+Pair = Tuple[Tensor, Tensor]
+
+
+@dataclass
+class Task:
+    kind: str  # "images" or "points"
+    train: Pair  # labelled, for F
+    validation: Pair
+    test: Pair
+    unlabelled: Tensor  # images for G's GAN (train images included by the caller)
+    encoder_rows: Tensor  # rows of ``train`` E trains on
+    holdout_rows: Tensor  # rows of ``train`` E never sees
+    splits: Splits
+    make_classifier: Callable[[], nn.Module]
+    make_generator: Callable[[], nn.Module]
+    make_encoder: Callable[[], nn.Module]
+    heuristic: Callable[[Tensor, torch.Generator], Tensor]
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.train[0].shape[1:])
+
+
+def load_pool(config: Config) -> Tuple[Digits, Optional[Digits]]:
+    """(the pool of training data, the official test set or None) for ``config.data``."""
+    data = config.data
+    if data.dataset == "embedded":
+        return embedded_digits(), None
+    if data.dataset == "mnist":
+        if not data.data_dir:
+            raise ValueError("config: data.data_dir must name the folder that holds MNIST/raw for data.dataset = 'mnist'")
+        return load_mnist(data.data_dir, "train"), load_mnist(data.data_dir, "test")
+    points, labels = toy2d(data.labelled + data.test + max(data.unlabelled, 0), seed=12345)
+    return Digits(points, labels), None
+
+
+def build_task(config: Config, seed: int, device: torch.device, pool: Digits, official_test: Optional[Digits]) -> Task:
+    data = config.data
+    splits = make_splits(
+        pool.labels,
+        labelled=data.labelled,
+        validation=data.validation,
+        test=0 if official_test is not None else data.test,
+        unlabelled=data.unlabelled,
+        holdout=data.encoder_holdout,
+        seed=seed,
+    )
+
+    def take(indices: Tensor) -> Pair:
+        return pool.images[indices].to(device), pool.labels[indices].to(device)
+
+    train, validation = take(splits.train), take(splits.validation)
+    test = take(splits.test) if official_test is None else (official_test.images.to(device), official_test.labels.to(device))
+    if data.dataset == "toy2d" and data.toy_shift:
+        validation = (validation[0] - torch.tensor([0.0, data.toy_shift], device=device), validation[1])
+    position = {int(i): row for row, i in enumerate(splits.train)}
+    encoder_rows = torch.tensor([position[int(i)] for i in splits.encoder_train], dtype=torch.long, device=device)
+    holdout_rows = torch.tensor([position[int(i)] for i in splits.encoder_holdout], dtype=torch.long, device=device)
+    num_classes = int(pool.labels.max()) + 1
+    c, g, e = config.classifier, config.generator, config.encoder
+
+    if data.dataset == "toy2d":
+        scale = data.toy_translation  # translation per unit of tau, and the heuristic's range
+
+        def heuristic(x: Tensor, rng: torch.Generator) -> Tensor:
+            return x + scale * (2 * torch.rand(x.shape, generator=rng).to(x) - 1)
+
+        return Task(
+            "points", train, validation, test, pool.images[:0].to(device), encoder_rows, holdout_rows, splits,
+            lambda: MLP(2, num_classes, c.width).to(device),
+            lambda: TranslationGenerator(scale).to(device),
+            lambda: PointEncoder(2, 2, 32, e.noise).to(device),
+            heuristic,
+        )
+
+    channels, height, width = pool.images.shape[1:]
+    if c.arch == "allconv":
+        make_classifier = lambda: AllConvNet(channels, num_classes, c.width).to(device)  # noqa: E731
+    elif c.arch == "resnet56":
+        make_classifier = lambda: resnet56(channels, num_classes).to(device)  # noqa: E731
+    else:
+        raise ValueError(f"config: classifier.arch = {c.arch!r} takes points, not images; use 'allconv' or 'resnet56'")
+    return Task(
+        "images", train, validation, test, pool.images[splits.unlabelled].to(device), encoder_rows, holdout_rows, splits,
+        make_classifier,
+        lambda: Generator(channels, height, width, latent=g.latent, spatial_latent=g.spatial_latent,
+                          hidden=g.hidden, smooth=g.smooth).to(device),
+        lambda: Encoder(channels, g.latent, e.width, e.noise).to(device),
+        HeuristicAugmentation(config.heuristic),
+    )

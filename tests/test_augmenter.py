@@ -1,0 +1,66 @@
+"""infaug.Augmenter: the learned augmentation as a module of its own, saved and loaded."""
+
+import pytest
+import torch
+from torch import nn
+
+import infaug
+from infaug.models import Encoder, Generator
+
+
+def _augmenter(with_encoder=True):
+    torch.manual_seed(0)
+    g = Generator(1, 28, 28)
+    for layer in (g.spatial[-1], g.appearance[-1]):
+        nn.init.normal_(layer.weight, std=0.02)
+    e = Encoder(1, noise=0.7) if with_encoder else None
+    if e is not None:
+        nn.init.normal_(e.net[-1].weight, std=0.1)
+    return infaug.Augmenter(g, e)
+
+
+@pytest.mark.parametrize("with_encoder", [True, False])
+def test_save_and_load_give_the_same_output_for_the_same_seed(tmp_path, with_encoder):
+    augmenter = _augmenter(with_encoder)
+    path = augmenter.save(tmp_path / "aug.pt")
+    assert not list(tmp_path.glob("*.tmp"))
+    loaded = infaug.Augmenter.load(path)
+    assert (loaded.encoder is None) == (not with_encoder)
+    x = torch.rand(6, 1, 28, 28)
+    with torch.no_grad():
+        a = augmenter(x, generator=torch.Generator().manual_seed(3))
+        b = loaded(x, generator=torch.Generator().manual_seed(3))
+        c = loaded(x, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(a, b) and not torch.equal(a, c) and not torch.equal(a, x)
+    assert float(a.min()) >= 0 and float(a.max()) <= 1
+
+
+def test_return_params_replays_the_augmentation():
+    augmenter = _augmenter()
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        y, params = augmenter(x, generator=torch.Generator().manual_seed(0), return_params=True)
+        torch.testing.assert_close(y, infaug.augment(x, *params, smooth=augmenter.generator.smooth).clamp(0, 1))
+
+
+def test_wrong_input_shape_and_wrong_file_are_clear_errors(tmp_path):
+    augmenter = _augmenter()
+    with pytest.raises(ValueError, match=r"x must have shape \(N, 1, 28, 28\), got \(2, 3, 28, 28\)"):
+        augmenter(torch.rand(2, 3, 28, 28))
+    torch.save({"something": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not an infaug Augmenter file"):
+        infaug.Augmenter.load(tmp_path / "other.pt")
+
+
+def test_augmenter_in_a_plain_training_loop():
+    augmenter = _augmenter()
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.rand(16, 1, 28, 28), torch.arange(16) % 10
+    with torch.no_grad():
+        x_aug = augmenter(x)
+    loss = nn.functional.cross_entropy(model(torch.cat([x, x_aug])), torch.cat([y, y]))
+    loss.backward()
+    optimizer.step()
+    assert all(p.grad is not None for p in model.parameters())
+    assert all(p.grad is None for p in augmenter.parameters())

@@ -1,0 +1,56 @@
+"""The configuration: presets, overrides, and errors that name the key."""
+
+import pytest
+
+from infaug.config import METHODS, Config, load_config, load_preset, preset_names
+
+
+def test_presets_load_and_differ_where_they_should():
+    assert {"default", "toy2d", "mnist-1pct", "mnist-10pct"} <= set(preset_names())
+    default = load_preset("default")
+    assert default == Config().replace({"preset": "default"})  # the default preset is the defaults
+    assert default.run.methods == METHODS and default.data.labelled == 500 and default.data.validation == 100
+    one, ten = load_preset("mnist-1pct"), load_preset("mnist-10pct")
+    assert (one.data.dataset, one.data.labelled, one.data.validation) == ("mnist", 600, 100)
+    assert (ten.data.labelled, ten.data.validation) == (6000, 1000)
+    toy = load_preset("toy2d")
+    assert toy.classifier.arch == "mlp" and "randaugment" not in toy.run.methods
+
+
+def test_overrides_parse_strings_from_the_command_line():
+    config = load_preset("default").replace({"classifier.epochs": "7", "classifier.lr": "0.5", "run.seeds": "1,2,3", "run.methods": "none,proposed"})
+    assert config.classifier.epochs == 7 and config.classifier.lr == 0.5
+    assert config.run.seeds == (1, 2, 3) and config.run.methods == ("none", "proposed")
+    assert Config.from_dict(config.to_dict()) == config  # the written configuration reloads to the same
+
+
+@pytest.mark.parametrize(
+    "overrides, error, message",
+    [
+        ({"classifier.epoch": 3}, KeyError, "unknown key 'classifier.epoch'; allowed: classifier.arch"),
+        ({"nonsense.x": 3}, KeyError, "unknown key 'nonsense'"),
+        ({"classifier.epochs": "many"}, TypeError, "classifier.epochs must be int, got 'many'"),
+        ({"classifier.epochs": 2.5}, TypeError, "classifier.epochs must be int, got 2.5"),
+        ({"classifier.epochs": 0}, ValueError, "classifier.epochs must be >= 1, got 0"),
+        ({"generator.smooth": 4}, ValueError, "generator.smooth must be a positive odd integer, got 4"),
+        ({"data.validation": 600}, ValueError, "data.labelled must be > data.validation = 600, got 500"),
+        ({"run.methods": "none,magic"}, ValueError, "run.methods must be a non-empty list from none"),
+        ({"run.device": "tpu"}, ValueError, "run.device must be 'auto', 'cpu' or 'cuda"),
+        ({"heuristic.rotation": -1.0}, ValueError, "AffineRanges.rotation must be a finite number >= 0"),
+    ],
+)
+def test_bad_values_name_the_key(overrides, error, message):
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        load_preset("default").replace(overrides)
+
+
+def test_config_file(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('[classifier]\nepochs = 5\n[encoder]\nnoise = 0.5\n')
+    config = load_config(path)
+    assert config.classifier.epochs == 5 and config.encoder.noise == 0.5
+    path.write_text('[classifier]\nepochs = "five"\n')
+    with pytest.raises(TypeError, match=f"{path}: classifier.epochs must be int"):
+        load_config(path)
+    with pytest.raises(ValueError, match="preset must be one of"):
+        load_preset("nope")

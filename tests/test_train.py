@@ -1,0 +1,159 @@
+"""The training parts, each alone: the gradient penalty, E's objective and its gradients, F's
+trainer, the loop's schedule."""
+
+import pytest
+import torch
+from torch import nn
+
+from infaug import LastLayerInfluence, reference
+from infaug.models import AllConvNet, Encoder, Generator
+from infaug.train.classifier import ClassifierTrainer, evaluate, influence_engine
+from infaug.train.encoder import encoder_loss, frozen, tau_penalty, train_encoder
+from infaug.train.gan import gradient_penalty, pretrain_generator
+from infaug.train.loop import round_epochs
+
+
+class LinearCritic(nn.Module):
+    """critic(x) = <w, x>: its input gradient is w everywhere, so the penalty is (|w| - 1)^2."""
+
+    def __init__(self, w: torch.Tensor) -> None:
+        super().__init__()
+        self.w = nn.Parameter(w)
+
+    def forward(self, x):
+        return (x * self.w).flatten(1).sum(1)
+
+
+@pytest.mark.parametrize("norm", [0.5, 1.0, 3.0])
+def test_gradient_penalty_of_a_critic_with_known_input_gradient(norm):
+    w = torch.randn(1, 4, 4, dtype=torch.float64)
+    critic = LinearCritic(w / w.norm() * norm)
+    real, fake = torch.rand(8, 1, 4, 4, dtype=torch.float64), torch.rand(8, 1, 4, 4, dtype=torch.float64)
+    penalty = gradient_penalty(critic, real, fake, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(penalty, torch.tensor((norm - 1) ** 2, dtype=torch.float64))
+    penalty.backward()  # create_graph: the penalty is differentiable in the critic's parameters
+    expected = 2 * (norm - 1) * critic.w.detach() / norm
+    torch.testing.assert_close(critic.w.grad, expected)
+
+
+def test_gradient_penalty_of_a_quadratic_critic():
+    # critic(x) = |x|^2 / 2 has input gradient x, so the penalty is (|x_hat| - 1)^2 at the mixed point.
+    critic = lambda x: 0.5 * x.flatten(1).square().sum(1)  # noqa: E731
+    real, fake = torch.full((2, 3), 1.0, dtype=torch.float64), torch.zeros(2, 3, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(4)
+    alpha = torch.rand(2, 1, generator=torch.Generator().manual_seed(4)).double()
+    expected = ((alpha.squeeze(1) * 3**0.5) - 1).square().mean()
+    torch.testing.assert_close(gradient_penalty(critic, real, fake, generator), expected)
+
+
+def _problem(dtype=torch.float64, n=12):
+    torch.manual_seed(0)
+    model = AllConvNet(1, 10, width=4).to(dtype).eval()
+    generator = Generator(1, 12, 12, latent=8, spatial_latent=5, hidden=4).to(dtype)
+    for layer in (generator.spatial[-1], generator.appearance[-1]):  # away from the identity
+        nn.init.normal_(layer.weight, std=0.05)
+    nn.init.normal_(generator.spatial_global.weight, std=0.1)
+    encoder = Encoder(1, latent=8, width=4, noise=0.5).to(dtype)
+    nn.init.normal_(encoder.net[-1].weight, std=0.1)
+    x = torch.rand(n, 1, 12, 12, dtype=dtype)
+    y = torch.arange(n) % 10
+    engine = influence_engine(model, (x, y), (torch.rand(6, 1, 12, 12, dtype=dtype), torch.arange(6)), damping=0.01)
+    return model, generator, encoder, engine, x, y
+
+
+def test_encoder_gradients_through_fused_ops_equal_those_through_the_reference():
+    model, generator, encoder, engine, x, y = _problem()
+    base = engine.up(model.features(x).detach(), y)
+    grads = []
+    for ops in (None, reference):
+        encoder.zero_grad()
+        with frozen(model, generator):
+            kwargs = {} if ops is None else {"ops": ops}
+            loss, _ = encoder_loss(encoder, generator, model, engine, x, y, base, scale=1.0, penalty=0.5,
+                                   rng=torch.Generator().manual_seed(1), **kwargs)
+            loss.backward()
+        grads.append([p.grad.clone() for p in encoder.parameters()])
+    fused, ref = grads
+    assert all(g.abs().sum() > 0 for g in fused)  # every parameter of E gets a gradient
+    for a, b in zip(fused, ref):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    assert all(p.grad is None for p in model.parameters()) and all(p.grad is None for p in generator.parameters())
+
+
+def test_encoder_objective_is_the_mean_i_aug():
+    model, generator, encoder, engine, x, y = _problem()
+    base = engine.up(model.features(x).detach(), y)
+    with frozen(model, generator), torch.no_grad():
+        _, mean_i_aug = encoder_loss(encoder, generator, model, engine, x, y, base, scale=1.0, penalty=0.0,
+                                     rng=torch.Generator().manual_seed(2))
+        tau = encoder(x, generator=torch.Generator().manual_seed(2))
+        expected = engine.aug(model.features(x), model.features(generator(x, tau)), y).mean()
+    torch.testing.assert_close(mean_i_aug, expected)
+
+
+def test_training_the_encoder_lowers_the_mean_i_aug():
+    model, generator, _, engine, x, y = _problem(torch.float32, n=64)
+    encoder = Encoder(1, latent=8, width=4, noise=0.0)  # no noise: the batch's I_aug is a deterministic function of E
+    history = train_encoder(encoder, generator, model, engine, x, y, steps=60, batch_size=64, lr=1e-2, penalty=0.1,
+                            rng=torch.Generator().manual_seed(0))
+    assert len(history) == 60
+    first, last = history[0], sum(history[-5:]) / 5
+    assert last < first - 0.1 * abs(first), (first, last)
+
+
+def test_tau_penalty_is_zero_inside_the_typical_radius():
+    assert float(tau_penalty(torch.full((3, 4), 0.9))) == 0.0
+    torch.testing.assert_close(tau_penalty(torch.full((2, 4), 2.0)), torch.tensor(3.0))
+
+
+def test_frozen_restores_modes_and_flags():
+    model = AllConvNet(1, 10, width=4).train()
+    model.head.weight.requires_grad_(False)
+    with frozen(model):
+        assert not model.training and not any(p.requires_grad for p in model.parameters())
+    assert model.training and not model.head.weight.requires_grad and model.head.bias.requires_grad
+
+
+def test_classifier_trainer_adds_the_damping_as_l2_on_the_head():
+    model = AllConvNet(1, 3, width=4)
+    trainer = ClassifierTrainer(model, total_epochs=1, steps_per_epoch=1, lr=1e-3, weight_decay=0.0, damping=0.1)
+    x, y = torch.rand(4, 1, 12, 12), torch.tensor([0, 1, 2, 0])
+    model.eval()
+    plain = nn.functional.cross_entropy(model(x), y)
+    l2 = model.head.weight.square().sum() + model.head.bias.square().sum()
+    torch.testing.assert_close(trainer.loss(x, y), plain + 0.05 * l2)
+
+
+def test_classifier_learns_a_separable_problem():
+    torch.manual_seed(0)
+    x = torch.rand(64, 1, 12, 12) * 0.1
+    y = torch.arange(64) % 2
+    x[y == 1, :, :6] += 0.8  # class 1: a bright top half
+    model = AllConvNet(1, 2, width=4)
+    trainer = ClassifierTrainer(model, total_epochs=15, steps_per_epoch=4, lr=1e-2, weight_decay=0.0, damping=0.01)
+    history = trainer.train(x, y, 15, augment=None, batch_size=16, generator=torch.Generator().manual_seed(0))
+    assert history[-1] < history[0]
+    assert evaluate(model, x, y)[1] == 1.0
+
+
+def test_influence_engine_uses_the_head_and_the_damping():
+    model, _, _, engine, x, y = _problem()
+    assert isinstance(engine, LastLayerInfluence) and engine.damping == 0.01
+    assert torch.equal(engine.weight, model.head.weight.detach()) and engine.solve_info["residual"] < 1e-8
+
+
+def test_round_epochs():
+    assert round_epochs(60, 3, 0.5) == [30, 10, 10, 10]
+    assert round_epochs(10, 3, 0.5) == [5, 2, 2, 1]
+    assert sum(round_epochs(7, 4, 0.0)) == 7
+
+
+def test_pretrain_generator_moves_g_from_the_identity_and_records_finite_losses():
+    torch.manual_seed(0)
+    images = torch.rand(64, 1, 12, 12)
+    g = Generator(1, 12, 12, latent=8, spatial_latent=5, hidden=4)
+    history = pretrain_generator(g, images, steps=4, critic_steps=2, batch_size=16, rng=torch.Generator().manual_seed(0))
+    assert len(history.generator_loss) == 4 and len(history.image_penalty) == 4
+    with torch.no_grad():
+        moved = g(images[:8], g.sample_latent(8))
+    assert not torch.allclose(moved, images[:8])
