@@ -56,7 +56,7 @@ class Augmenter(nn.Module):
         if x.dim() != 4 or tuple(x.shape[1:]) != expected:
             raise ValueError(f"Augmenter: x must have shape (N, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
         params = self.generator.transform_parameters(self.latent(x, generator))
-        out = self.generator.apply(x, params).clamp(0, 1)
+        out = self.generator.apply_parameters(x, params)
         return (out, params) if return_params else out
 
     # ---- files ---------------------------------------------------------------------------------

@@ -5,6 +5,9 @@
         Learns an augmentation by influence and compares it with five other methods on the same
         splits, seeds and budget (SPEC 3); writes metrics.json, run.log, pictures and report.html.
 
+    infaug table METRICS.json [--markdown]
+        Prints the accuracy table (mean and standard deviation over seeds) of a run.
+
     infaug demo [--data DIR] [--out DIR] [--count N] [--seed S]
         Warps real digits with random smooth flows and colour changes through the fused
         ``infaug.augment`` kernel and writes a picture: originals above, augmentations below.
@@ -107,6 +110,18 @@ def run_command(args: argparse.Namespace) -> dict:
     return run(config, out)
 
 
+def table_command(args: argparse.Namespace) -> None:
+    import json
+
+    from infaug.report import markdown_table, summary_table
+
+    metrics = json.loads(Path(args.metrics).read_text())
+    for name, part in (metrics.get("variants") or {"": metrics}).items():
+        if name:
+            print(f"{name}:")
+        print(markdown_table(part) if args.markdown else summary_table(part))
+
+
 def parser() -> argparse.ArgumentParser:
     from infaug.config import preset_names
 
@@ -121,6 +136,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir", default=None, help="the folder that holds MNIST/raw (mnist presets)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a configuration key, e.g. classifier.epochs=30")
     r.set_defaults(run=run_command)
+    t = commands.add_parser("table", help="print the accuracy table of a run's metrics.json")
+    t.add_argument("metrics", help="a metrics.json written by infaug run")
+    t.add_argument("--markdown", action="store_true", help="as a Markdown table")
+    t.set_defaults(run=table_command)
     d = commands.add_parser("demo", help="warp real digits with random smooth flows and write a picture")
     d.add_argument("--data", default=None, help="MNIST root (root/MNIST/raw/*-ubyte.gz); default: embedded digits")
     d.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")

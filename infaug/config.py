@@ -90,8 +90,8 @@ class EncoderConfig:
     batch_size: int = 256
     lr: float = 1e-3
     tau_penalty: float = 1.0  # weight of mean(relu(|tau|^2 / latent - 1))
-    kl: float = 0.0  # weight of the trust region mean(|mu|^2) / 2 around G's prior
-    clip: float = 0.0  # > 0: each sample's normalised I_aug v counts as clip * tanh(v / clip)
+    kl: float = 1.0  # weight of the trust region mean(|mu|^2) / 2 around G's prior
+    clip: float = 1.0  # > 0: each sample's normalised I_aug v counts as clip * tanh(v / clip)
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,7 @@ class LoopConfig:
 
     rounds: int = 3
     warmup: float = 0.5
+    last_layer_check: bool = True  # proposed: retrain F's last layer on the augmentations (infaug.diagnose)
 
 
 @dataclass(frozen=True)
@@ -219,9 +220,25 @@ def _validate(c: Config) -> None:
     g = c.generator
     _check(g.smooth >= 1 and g.smooth % 2 == 1, "generator.smooth", "a positive odd integer", g.smooth)
     _check(0 < g.spatial_latent < g.latent, "generator.spatial_latent", f"in (0, generator.latent = {g.latent})", g.spatial_latent)
-    _check(g.steps >= 0 and g.critic_steps >= 1, "generator.steps/critic_steps", ">= 0 / >= 1", (g.steps, g.critic_steps))
-    _check(c.encoder.noise >= 0, "encoder.noise", ">= 0", c.encoder.noise)
-    _check(c.encoder.steps >= 0, "encoder.steps", ">= 0", c.encoder.steps)
+    _check(g.steps >= 0, "generator.steps", ">= 0", g.steps)
+    for name in ("critic_steps", "batch_size", "latent", "hidden", "critic_width"):
+        _check(getattr(g, name) >= 1, f"generator.{name}", ">= 1", getattr(g, name))
+    for name in ("lr",):
+        _check(getattr(g, name) > 0, f"generator.{name}", "> 0", getattr(g, name))
+    for name in ("gradient_penalty", "anti_identity", "anti_identity_eps"):
+        _check(getattr(g, name) >= 0, f"generator.{name}", ">= 0", getattr(g, name))
+    e = c.encoder
+    for name in ("noise", "tau_penalty", "kl", "clip"):
+        _check(getattr(e, name) >= 0, f"encoder.{name}", ">= 0", getattr(e, name))
+    _check(e.steps >= 0, "encoder.steps", ">= 0", e.steps)
+    _check(e.batch_size >= 1 and e.width >= 1, "encoder.batch_size and encoder.width", ">= 1", (e.batch_size, e.width))
+    _check(e.lr > 0, "encoder.lr", "> 0", e.lr)
+    _check(d.unlabelled >= -1, "data.unlabelled", ">= 0, or -1 for all", d.unlabelled)
+    _check(d.test >= 0, "data.test", ">= 0", d.test)
+    _check(0 < c.kornia.randaugment_m < 30, "kornia.randaugment_m", "in (0, 30) (kornia's range)", c.kornia.randaugment_m)
+    _check(c.kornia.randaugment_n >= 1, "kornia.randaugment_n", ">= 1", c.kornia.randaugment_n)
+    _check(len(set(c.run.methods)) == len(c.run.methods), "run.methods", "a list without repeats", list(c.run.methods))
+    _check(len(set(c.run.seeds)) == len(c.run.seeds), "run.seeds", "a list without repeats", list(c.run.seeds))
     _check(c.loop.rounds >= 1, "loop.rounds", ">= 1", c.loop.rounds)
     _check(0 <= c.loop.warmup < 1, "loop.warmup", "in [0, 1)", c.loop.warmup)
     unknown = [m for m in c.run.methods if m not in METHODS]

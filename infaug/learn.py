@@ -21,7 +21,9 @@ from typing import Iterable, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from infaug.augmentations import AffineRanges
 from infaug.augmenter import Augmenter
+from infaug.train.seeds import derive, rng
 from infaug.config import EncoderConfig, GeneratorConfig
 from infaug.engine import last_layer_features
 from infaug.models import Encoder, Generator
@@ -78,6 +80,7 @@ def learn_augmenter(
     generator: Optional[Generator] = None,
     generator_config: GeneratorConfig = GeneratorConfig(),
     encoder_config: EncoderConfig = EncoderConfig(),
+    ranges: AffineRanges = AffineRanges(),
 ) -> Augmenter:
     """Pre-trains G on the training (and unlabelled) images, then trains E by influence at the
     classifier's current weights, and returns both as an :class:`infaug.Augmenter`.
@@ -90,14 +93,21 @@ def learn_augmenter(
         gan_steps, encoder_steps: lengths of G's pre-training and E's training (default: the configs').
         generator: an already pre-trained G to reuse (then G's pre-training is skipped).
         generator_config, encoder_config: the settings of G, its pre-training, E and its training,
-            as ``infaug run`` takes them (``infaug.config``).
+            as ``infaug run`` takes them (``infaug.config``). ranges: the random affine transforms
+            whose flow fields G's flow critic takes as real.
     """
     device = next(model.parameters()).device
     (train_x, train_y), validation = _tensors(train, "train", device), _tensors(validation, "validation", device)
     wrapped = _LastLayer(model)
-    was_training = model.training
-    rng = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the caller's RNG is left alone
+        torch.manual_seed(derive(seed, "learn_augmenter"))
+        return _learn(wrapped, train_x, train_y, validation, unlabelled, damping, gan_steps, encoder_steps,
+                      rng(seed, "learn_augmenter"), generator, generator_config, encoder_config, ranges)
+
+
+def _learn(wrapped, train_x, train_y, validation, unlabelled, damping, gan_steps, encoder_steps, rng, generator,
+           generator_config, encoder_config, ranges) -> Augmenter:
+    device = train_x.device
     _, c, h, w = train_x.shape
     g, e = generator_config, encoder_config
     if generator is None:
@@ -106,12 +116,11 @@ def learn_augmenter(
         pretrain_generator(
             generator, images, steps=g.steps if gan_steps is None else gan_steps, critic_steps=g.critic_steps,
             critic_width=g.critic_width, batch_size=g.batch_size, lr=g.lr, gradient_penalty_weight=g.gradient_penalty,
-            anti_identity=g.anti_identity, anti_identity_eps=g.anti_identity_eps, rng=rng,
+            anti_identity=g.anti_identity, anti_identity_eps=g.anti_identity_eps, ranges=ranges, rng=rng,
         )
-    generator.eval().requires_grad_(False)
+    generator.eval()
     engine = influence_engine(wrapped, (train_x, train_y), validation, damping=damping)
     encoder = Encoder(c, generator.latent, e.width, e.noise).to(device)
     train_encoder(encoder, generator, wrapped, engine, train_x, train_y, steps=e.steps if encoder_steps is None else encoder_steps,
                   batch_size=min(e.batch_size, len(train_y)), lr=e.lr, penalty=e.tau_penalty, rng=rng, kl=e.kl, clip=e.clip)
-    model.train(was_training)
     return Augmenter(generator, encoder)

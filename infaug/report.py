@@ -325,6 +325,12 @@ def summary_table(metrics: dict) -> str:
     return "\n".join([line(table[0]), "-+-".join("-" * wd for wd in widths)] + [line(c) for c in table[1:]])
 
 
+def markdown_table(metrics: dict) -> str:
+    """The rows of :func:`accuracy_rows` as a Markdown table (for a README)."""
+    rows = [_cells(row) for row in accuracy_rows(metrics)]
+    return "\n".join(["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)] + ["| " + " | ".join(r) + " |" for r in rows])
+
+
 STYLE = """body { font-family: sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; }
 th, td { border: 1px solid #bbb; padding: 0.3em 0.7em; text-align: right; }
@@ -338,6 +344,31 @@ def _influence_table(influence: dict) -> str:
     lines = ['<table class="influence">', "<tr><th>method</th><th>mean I_aug</th></tr>"]
     for name, value in influence.items():
         lines.append(f"<tr><td>{html.escape(str(name))}</td><td>{float(value):.4g}</td></tr>")
+    return "\n".join(lines + ["</table>"])
+
+
+def check_rows(check: dict) -> list[dict]:
+    """Rows of a last-layer check (``infaug.diagnose``): per source and share, the predicted and the
+    actual change of the validation loss, averaged over seeds."""
+    rows = []
+    for name, per_seed in check.items():
+        for k, first in enumerate(per_seed[0] if per_seed else []):
+            entries = [seed[k] for seed in per_seed]
+            rows.append({
+                "source": name, "share": first["share"], "seeds": len(entries),
+                "predicted": sum(e["predicted"] for e in entries) / len(entries),
+                "actual": sum(e["actual"] for e in entries) / len(entries),
+            })
+    return rows
+
+
+def _check_table(check: dict) -> str:
+    lines = ['<table class="influence">',
+             "<tr><th>augmentations of</th><th>share replaced</th><th>predicted change of the val loss</th>"
+             "<th>actual change (last layer retrained)</th></tr>"]
+    for row in check_rows(check):
+        lines.append(f"<tr><td>{html.escape(str(row['source']))}</td><td>{row['share']:.0%}</td>"
+                     f"<td>{row['predicted']:+.4f}</td><td>{row['actual']:+.4f}</td></tr>")
     return "\n".join(lines + ["</table>"])
 
 
@@ -359,6 +390,9 @@ def write_report(out_dir: str | Path, metrics: dict, pictures: list[tuple[str, s
     if metrics.get("influence"):
         body += ["<h2>mean I_aug on held-out labelled samples (lower = predicted better)</h2>",
                  _influence_table(metrics["influence"])]
+    if metrics.get("last_layer_check"):
+        body += ["<h2>Is the prediction borne out? F's last layer retrained with a share of the training "
+                 "samples replaced by their augmentations (mean over seeds)</h2>", _check_table(metrics["last_layer_check"])]
     for caption, relative in pictures:
         source = Path(relative)
         if source.is_absolute() and source.is_relative_to(out_dir.resolve()):

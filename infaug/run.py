@@ -23,6 +23,8 @@ from infaug.config import Config
 from infaug.models import Generator
 from infaug.train.gan import pretrain_generator
 from infaug.train.loop import MethodResult, run_method
+from infaug.train.seeds import derive
+from infaug.train.seeds import rng as seeded
 from infaug.train.task import Task, build_task, load_pool
 
 __all__ = ["resolve_device", "run"]
@@ -59,7 +61,7 @@ def _setup_log(out: Path) -> logging.Handler:
 def pretrain(task: Task, config: Config, seed: int) -> tuple[torch.nn.Module, float, dict]:
     """G for this seed: (G, seconds, history of the losses)."""
     start = time.perf_counter()
-    torch.manual_seed(seed + 2)
+    torch.manual_seed(derive(seed, "G"))
     generator = task.make_generator()
     history = {}
     if isinstance(generator, Generator) and config.generator.steps > 0:
@@ -69,7 +71,7 @@ def pretrain(task: Task, config: Config, seed: int) -> tuple[torch.nn.Module, fl
             generator, images, steps=g.steps, critic_steps=g.critic_steps, critic_width=g.critic_width,
             batch_size=g.batch_size, lr=g.lr, gradient_penalty_weight=g.gradient_penalty,
             anti_identity=g.anti_identity, anti_identity_eps=g.anti_identity_eps, ranges=config.heuristic,
-            rng=torch.Generator().manual_seed(seed + 3),
+            rng=seeded(seed, "G pre-training"),
         )
         history = vars(result)
     generator.eval().requires_grad_(False)
@@ -150,7 +152,6 @@ def _run(config: Config, out: Path, echo) -> tuple:
     """(metrics, the first seed's task, its results by method, G's pre-training history)."""
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.run.device)
-    torch.use_deterministic_algorithms(False)
     pool, official_test = load_pool(config)
     methods = list(config.run.methods)
     metrics: dict = {
@@ -189,6 +190,8 @@ def _run(config: Config, out: Path, echo) -> tuple:
                 for name, values in result.holdout_i_aug.items():
                     metrics["holdout_i_aug"].setdefault(name, []).append(float(values.mean()))
                 metrics["influence"] = {k: sum(v) / len(v) for k, v in metrics["holdout_i_aug"].items()}
+            for name, rows in result.last_layer_check.items():
+                metrics.setdefault("last_layer_check", {}).setdefault(name, []).append(rows)
             if result.encoder is not None and isinstance(generator, Generator):
                 Augmenter(generator, result.encoder).save(out / f"augmenter-seed{seed}.pt")
             if result.encoder is not None and task.kind == "points":
@@ -198,7 +201,7 @@ def _run(config: Config, out: Path, echo) -> tuple:
             _say(echo, f"seed {seed} {method:>14}: test accuracy {100 * result.test_accuracy:.2f}%  test loss "
                  f"{result.test_loss:.4f}  val loss {result.val_loss:.4f}  ({seconds:.1f} s)")
             _write_json(out / "metrics.json", metrics)
-            if first_task is None or seed == config.run.seeds[0]:
+            if seed == config.run.seeds[0]:
                 first[method] = result
         if first_task is None:
             first_task, first_history = task, g_history

@@ -84,11 +84,12 @@ def test_encoder_objective_is_the_mean_i_aug():
     model, generator, encoder, engine, x, y = _problem()
     base = engine.up(model.features(x).detach(), y)
     with frozen(model, generator), torch.no_grad():
-        _, mean_i_aug = encoder_loss(encoder, generator, model, engine, x, y, base, scale=1.0, penalty=0.0,
-                                     rng=torch.Generator().manual_seed(2))
+        loss, mean_i_aug = encoder_loss(encoder, generator, model, engine, x, y, base, scale=1.0, penalty=0.0,
+                                        rng=torch.Generator().manual_seed(2), kl=0.0, clip=0.0)
         tau = encoder(x, generator=torch.Generator().manual_seed(2))
         expected = engine.aug(model.features(x), model.features(generator(x, tau)), y).mean()
     torch.testing.assert_close(mean_i_aug, expected)
+    torch.testing.assert_close(loss, expected)  # with no penalties and no clip the loss is the mean I_aug itself
 
 
 def test_training_the_encoder_lowers_the_mean_i_aug():
@@ -103,7 +104,9 @@ def test_training_the_encoder_lowers_the_mean_i_aug():
 
 def test_tau_penalty_is_zero_inside_the_typical_radius():
     assert float(tau_penalty(torch.full((3, 4), 0.9))) == 0.0
-    torch.testing.assert_close(tau_penalty(torch.full((2, 4), 2.0)), torch.tensor(3.0))
+    torch.testing.assert_close(tau_penalty(torch.full((2, 4), 2.0)), torch.tensor(4.0 - (1 + 3 * 0.5**0.5)))
+    prior = torch.randn(10000, 128, generator=torch.Generator().manual_seed(0))
+    assert float(tau_penalty(prior)) < 1e-3  # prior draws are almost never penalised
 
 
 def test_frozen_restores_modes_and_flags():

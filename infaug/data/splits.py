@@ -101,4 +101,6 @@ def make_splits(
     if unlabelled >= 0:
         pool = torch.sort(pool[torch.randperm(len(pool), generator=generator)[:unlabelled]]).values
     holdout_indices, encoder_train = stratified_sample(labels, train, round(holdout * len(train)), generator)
+    if len(encoder_train) == 0:
+        raise ValueError(f"holdout ({holdout}) leaves none of the {len(train)} labelled training samples for E to train on")
     return Splits(train, val, pool, test_indices, encoder_train, holdout_indices)

@@ -37,7 +37,8 @@ class _Noisy(nn.Module):
         mu = self.mean(x)
         tau = mu
         if self.noise != 0:
-            tau = mu + self.noise * torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(mu.device)
+            where = generator.device if generator is not None else mu.device
+            tau = mu + self.noise * torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=where).to(mu.device)
         return (tau, mu) if return_mean else tau
 
 

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 import infaug
 from infaug.reference import base_grid, displacement
 
-__all__ = ["Generator", "TranslationGenerator"]
+__all__ = ["Generator", "TranslationGenerator", "sampling_field"]
 
 Params = Tuple[Tensor, Tensor, Tensor, Tensor]
 
@@ -78,10 +78,12 @@ class Generator(nn.Module):
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
 
-    def sample_latent(self, n: int, *, generator: Optional[torch.Generator] = None, device=None) -> Tensor:
-        """tau (n, latent) from the prior N(0, I)."""
-        device = device or self.spatial_in.weight.device
-        return torch.randn(n, self.latent, generator=generator).to(device)
+    def sample_latent(
+        self, n: int, *, generator: Optional[torch.Generator] = None, device: Optional[torch.device] = None
+    ) -> Tensor:
+        """tau (n, latent) from the prior N(0, I), in G's dtype, drawn on ``generator``'s device."""
+        weight = self.spatial_in.weight
+        return _normal((n, self.latent), generator, weight.dtype, device or weight.device)
 
     def transform_parameters(self, tau: Tensor) -> Params:
         """(theta_w (N, 4, H, W), theta_b (N, 2, H, W), color_w (N, C, C), color_b (N, C)) of tau (N, latent)."""
@@ -97,12 +99,18 @@ class Generator(nn.Module):
         color_b = colour[:, c * c :].contiguous()
         return theta_w, theta_b, color_w.contiguous(), color_b
 
-    def apply(self, x: Tensor, params: Params) -> Tensor:
-        return infaug.augment(x, *params, smooth=self.smooth, padding_mode=self.padding_mode)
+    def apply_parameters(self, x: Tensor, params: Params, *, ops=infaug) -> Tensor:
+        """x~ = augment(x, *params) clamped to [0, 1], the range of images. ``ops``: the module whose
+        ``augment`` is used (the fused op, or ``infaug.reference``)."""
+        return ops.augment(x, *params, smooth=self.smooth, padding_mode=self.padding_mode).clamp(0, 1)
 
-    def forward(self, x: Tensor, tau: Tensor) -> Tensor:
-        """x~ = augment(x, G(tau)): x (N, C, H, W), tau (N, latent) -> (N, C, H, W)."""
-        return self.apply(x, self.transform_parameters(tau))
+    def forward(self, x: Tensor, tau: Tensor, *, ops=infaug) -> Tensor:
+        """x~ = augment(x, G(tau)) in [0, 1]: x (N, C, H, W), tau (N, latent) -> (N, C, H, W)."""
+        if x.dim() != 4 or tuple(x.shape[1:]) != (self.channels, self.height, self.width):
+            raise ValueError(f"G: x must have shape (N, {self.channels}, {self.height}, {self.width}), got {tuple(x.shape)}")
+        if tau.shape != (x.shape[0], self.latent):
+            raise ValueError(f"G: tau must have shape ({x.shape[0]}, {self.latent}), got {tuple(tau.shape)}")
+        return self.apply_parameters(x, self.transform_parameters(tau), ops=ops)
 
     def sampling_field(self, tau: Tensor) -> Tensor:
         """The smoothed sampling points s (N, 2, H, W) of G(tau), in normalised (x, y) coordinates:
@@ -127,8 +135,16 @@ class TranslationGenerator(nn.Module):
         self.latent = 2
         self.scale = scale
 
-    def sample_latent(self, n: int, *, generator: Optional[torch.Generator] = None, device=None) -> Tensor:
-        return torch.randn(n, 2, generator=generator).to(device or "cpu")
+    def sample_latent(
+        self, n: int, *, generator: Optional[torch.Generator] = None, device: Optional[torch.device] = None
+    ) -> Tensor:
+        return _normal((n, 2), generator, torch.float32, device or "cpu")
 
-    def forward(self, x: Tensor, tau: Tensor) -> Tensor:
+    def forward(self, x: Tensor, tau: Tensor, *, ops=None) -> Tensor:
         return x + self.scale * tau
+
+
+def _normal(shape: tuple, generator: Optional[torch.Generator], dtype: torch.dtype, device) -> Tensor:
+    """N(0, 1) samples drawn on ``generator``'s device (CPU or CUDA generators alike), moved to ``device``."""
+    where = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, dtype=dtype, device=where).to(device)

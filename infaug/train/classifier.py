@@ -61,9 +61,13 @@ class ClassifierTrainer:
         augment: Optional[Augment],
         batch_size: int,
         generator: torch.Generator,
+        augment_rng: Optional[torch.Generator] = None,
         label: str = "F",
     ) -> list[float]:
-        """Runs ``epochs`` epochs; returns the mean training loss of each."""
+        """Runs ``epochs`` epochs; returns the mean training loss of each. ``generator`` draws the
+        batch order, ``augment_rng`` (default: ``generator``) the augmentations, so that methods
+        which draw different numbers of random values still see the same batches."""
+        augment_rng = generator if augment_rng is None else augment_rng
         self.model.train()
         history = []
         for _ in progress(range(epochs), desc=label, unit="epoch"):
@@ -74,7 +78,7 @@ class ClassifierTrainer:
                 x, y = images[rows], labels[rows]
                 if augment is not None:
                     with torch.no_grad():
-                        x = torch.cat([x, augment(x, generator)])
+                        x = torch.cat([x, augment(x, augment_rng)])
                     y = torch.cat([y, y])
                 loss = self.loss(x, y)
                 self.optimizer.zero_grad(set_to_none=True)
@@ -89,7 +93,8 @@ class ClassifierTrainer:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1000) -> Tuple[float, float]:
-    """(mean cross-entropy, accuracy) of ``model`` in eval mode."""
+    """(mean cross-entropy, accuracy) of ``model`` in eval mode (its mode is restored after)."""
+    training = model.training
     model.eval()
     loss, correct = 0.0, 0
     for start in range(0, len(labels), batch_size):
@@ -97,14 +102,18 @@ def evaluate(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int =
         y = labels[start : start + batch_size]
         loss += float(F.cross_entropy(logits, y, reduction="sum"))
         correct += int((logits.argmax(1) == y).sum())
+    model.train(training)
     return loss / len(labels), correct / len(labels)
 
 
+@torch.no_grad()
 def features(model: nn.Module, images: Tensor, batch_size: int = 1000) -> Tensor:
-    """F's penultimate features (N, D) in eval mode, without gradients."""
+    """F's penultimate features (N, D) in eval mode (its mode is restored after), without gradients."""
+    training = model.training
     model.eval()
-    with torch.no_grad():
-        return torch.cat([model.features(images[s : s + batch_size]) for s in range(0, len(images), batch_size)])
+    out = torch.cat([model.features(images[s : s + batch_size]) for s in range(0, len(images), batch_size)])
+    model.train(training)
+    return out
 
 
 def influence_engine(
@@ -118,7 +127,9 @@ def influence_engine(
     """s_val at F's current weights: the Hessian over the training samples (and, when given, their
     augmentations, as F is trained on both), g_val over the validation split."""
     images, labels = train
-    engine = LastLayerInfluence(model.head.weight.detach(), model.head.bias.detach(), damping=damping)
+    bias = model.head.bias
+    # copies: the engine must not follow the head when F trains on
+    engine = LastLayerInfluence(model.head.weight.detach().clone(), None if bias is None else bias.detach().clone(), damping=damping)
     engine.fit(features(model, images), labels)
     if train_augmented is not None:
         engine.fit(features(model, train_augmented), labels)

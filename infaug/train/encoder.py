@@ -3,7 +3,7 @@
 The loss of a batch of labelled training samples z = (x, y) is
 
     mean_i clip(I_aug(z_i, G(x_i, tau_i)) / sigma)
-      + tau_penalty * mean_i relu(|tau_i|^2 / latent - 1)  +  kl * mean_i |mu_i|^2 / (2 latent),
+      + tau_penalty * mean_i relu(|tau_i|^2 / latent - r)  +  kl * mean_i |mu_i|^2 / (2 latent),
 
 tau_i = mu_i + noise * eps_i with mu_i = E(x_i) (see ``infaug.models.encoder``). The gradient of the first term
 flows from the closed-form ``infaug.influence`` through F's features of x~, the fused
@@ -17,7 +17,8 @@ prediction, and the raw objective rewards without bound augmentations whose grad
 samples F gets badly wrong, which is what destroying the digit achieves. ``clip`` c > 0 replaces
 each normalised I_aug v by c tanh(v / c), so one sample gains at most c and E is paid for making
 many samples moderately helpful rather than a few extreme; ``kl`` is the mean-shift part of
-KL(N(mu, noise^2) | N(0, noise^2)) per latent dimension, a trust region around G's prior.
+KL(N(mu, noise^2) | N(0, noise^2)) per latent dimension times noise^2, a trust region around G's
+prior.
 """
 
 from __future__ import annotations
@@ -53,8 +54,11 @@ def frozen(*modules: nn.Module) -> Iterator[None]:
 
 
 def tau_penalty(tau: Tensor) -> Tensor:
-    """mean over samples of relu(|tau|^2 / latent - 1): zero inside the prior's typical radius."""
-    return torch.relu(tau.square().mean(1) - 1).mean()
+    """mean over samples of relu(|tau|^2 / latent - r): zero inside the prior's typical radius,
+    r = 1 + 3 sqrt(2 / latent) (|tau|^2 / latent of a prior draw has mean 1 and standard deviation
+    sqrt(2 / latent), so r is three of them beyond the mean)."""
+    latent = tau.shape[1]
+    return torch.relu(tau.square().mean(1) - (1 + 3 * (2 / latent) ** 0.5)).mean()
 
 
 def i_aug(model: nn.Module, engine: LastLayerInfluence, x: Tensor, x_aug: Tensor, labels: Tensor) -> Tensor:
@@ -82,10 +86,7 @@ def encoder_loss(
     originals; ``ops`` is the module whose ``augment`` and ``influence`` are used: the fused ones,
     or ``infaug.reference`` for tests and benchmarks."""
     tau, mu = encoder(x, generator=rng, return_mean=True)
-    if hasattr(generator, "transform_parameters"):
-        x_aug = ops.augment(x, *generator.transform_parameters(tau), smooth=generator.smooth, padding_mode=generator.padding_mode)
-    else:
-        x_aug = generator(x, tau)
+    x_aug = generator(x, tau, ops=ops)
     scores = ops.influence(model.features(x_aug), y, engine.weight, engine.bias, engine.s_weight, engine.s_bias)
     values = (scores - base) / scale
     if clip > 0:
@@ -113,7 +114,7 @@ def train_encoder(
     """Trains ``encoder`` in place; returns the mean I_aug of each step's batch (unscaled)."""
     optimizer = torch.optim.Adam(encoder.parameters(), lr=lr)
     base = engine.up(features(model, images), labels)  # I_up(z): constant, F is fixed
-    scale = base.std().clamp_min(1e-12)
+    scale = (base.std() if len(base) > 1 else base.abs().mean()).clamp_min(1e-12)
     history = []
     encoder.train()
     with frozen(generator, model):

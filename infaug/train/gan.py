@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 
@@ -21,6 +22,17 @@ from infaug.reference import base_grid
 from infaug.train.progress import progress
 
 __all__ = ["GanHistory", "gradient_penalty", "pretrain_generator"]
+
+
+@contextlib.contextmanager
+def _no_parameter_grads(*modules: nn.Module):
+    for m in modules:
+        m.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for m in modules:
+            m.requires_grad_(True)
 
 
 def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -87,7 +99,7 @@ def pretrain_generator(
             with torch.no_grad():
                 tau = generator.sample_latent(batch_size, generator=rng)
                 params = generator.transform_parameters(tau)
-                fake, fake_flow = generator.apply(source, params), sampling_field(params[0], params[1], generator.smooth)
+                fake, fake_flow = generator.apply_parameters(source, params), sampling_field(params[0], params[1], generator.smooth)
             flow = real_flows()
             image_gap = image_critic(real).mean() - image_critic(fake).mean()
             flow_gap = flow_critic(flow).mean() - flow_critic(fake_flow).mean()
@@ -101,16 +113,17 @@ def pretrain_generator(
         source = batch()
         tau = generator.sample_latent(batch_size, generator=rng)
         params = generator.transform_parameters(tau)
-        fake, fake_flow = generator.apply(source, params), sampling_field(params[0], params[1], generator.smooth)
+        fake, fake_flow = generator.apply_parameters(source, params), sampling_field(params[0], params[1], generator.smooth)
         flow_mse = (fake_flow - identity).square().mean()
         image_mse = (fake - source).square().mean()
-        generator_loss = (
-            -image_critic(fake).mean()
-            - flow_critic(fake_flow).mean()
-            + anti_identity * (1 / (flow_mse + anti_identity_eps) + 1 / (image_mse + anti_identity_eps))
-        )
-        generator_optimizer.zero_grad(set_to_none=True)
-        generator_loss.backward()
+        with _no_parameter_grads(image_critic, flow_critic):  # the critics are fixed in G's step
+            generator_loss = (
+                -image_critic(fake).mean()
+                - flow_critic(fake_flow).mean()
+                + anti_identity * (1 / (flow_mse + anti_identity_eps) + 1 / (image_mse + anti_identity_eps))
+            )
+            generator_optimizer.zero_grad(set_to_none=True)
+            generator_loss.backward()
         generator_optimizer.step()
         for name, value in (
             ("image_distance", image_gap), ("flow_distance", flow_gap), ("image_penalty", image_gp),

@@ -25,6 +25,8 @@ from infaug.augmenter import Augmenter
 from infaug.config import Config
 from infaug.train.classifier import ClassifierTrainer, evaluate, influence_engine
 from infaug.train.encoder import i_aug, train_encoder
+from infaug.train.seeds import derive
+from infaug.train.seeds import rng as seeded
 from infaug.train.task import Task
 
 __all__ = ["MethodResult", "make_augmentation", "round_epochs", "run_method"]
@@ -48,6 +50,7 @@ class MethodResult:
     rounds: list = field(default_factory=list)  # per round: val loss, I_aug on the held-out samples
     encoder_history: list = field(default_factory=list)  # per round: mean I_aug per E step
     holdout_i_aug: dict = field(default_factory=dict)  # proposed: I_aug (per sample) at the last round's F
+    last_layer_check: dict = field(default_factory=dict)  # proposed: predicted and actual, see infaug.diagnose
 
 
 def round_epochs(epochs: int, rounds: int, warmup: float) -> list[int]:
@@ -90,12 +93,14 @@ def run_method(method: str, task: Task, config: Config, seed: int, *, generator:
     """
     start = time.perf_counter()
     c, e = config.classifier, config.encoder
-    torch.manual_seed(seed)  # the same F initialisation for every method of a seed
+    torch.manual_seed(derive(seed, "F"))  # the same F initialisation for every method of a seed
     model = task.make_classifier()
-    rng = torch.Generator().manual_seed(seed + 1)  # batches, augmentations and E's noise
+    batches = seeded(seed, "batches")  # the same batch order for every method of a seed
+    rng = seeded(seed, "augmentations")  # augmentations and E's noise
     encoder = None
     if method == "proposed":
-        encoder = task.make_encoder()  # starts at G's prior: the warm-up is random_g's
+        torch.manual_seed(derive(seed, "E"))
+        encoder = task.make_encoder()  # starts at G's prior (noise 1): the warm-up is random_g's
     augment = make_augmentation(method, task, config, generator, encoder)
     train_x, train_y = task.train
     steps_per_epoch = -(-len(train_y) // c.batch_size)
@@ -103,8 +108,9 @@ def run_method(method: str, task: Task, config: Config, seed: int, *, generator:
         model, total_epochs=c.epochs, steps_per_epoch=steps_per_epoch, lr=c.lr, weight_decay=c.weight_decay, damping=c.damping
     )
     schedule = round_epochs(c.epochs, config.loop.rounds, config.loop.warmup)
-    trainer.train(train_x, train_y, schedule[0], augment=augment, batch_size=c.batch_size, generator=rng, label=f"{method} F warm-up")
-    rounds, encoder_history, holdout = [], [], {}
+    trainer.train(train_x, train_y, schedule[0], augment=augment, batch_size=c.batch_size, generator=batches,
+                  augment_rng=rng, label=f"{method} F warm-up")
+    rounds, encoder_history, holdout, check = [], [], {}, {}
     holdout_x, holdout_y = train_x[task.holdout_rows], train_y[task.holdout_rows]
     for number, epochs in enumerate(schedule[1:], 1):
         # s_val at F's current weights, over the training samples and one draw of their augmentations.
@@ -125,14 +131,17 @@ def run_method(method: str, task: Task, config: Config, seed: int, *, generator:
                 record["holdout_i_aug_trained"] = float(i_aug(model, engine, holdout_x, augment(holdout_x, rng), holdout_y).mean())
             if number == len(schedule) - 1:
                 holdout = _compare_on_holdout(model, engine, task, config, generator, encoder, rng)
+                if task.kind == "images" and config.loop.last_layer_check:
+                    check = _last_layer_check(model, task, config, generator, encoder, seed)
         rounds.append(record)
         # F: train further on originals plus the augmentations.
-        trainer.train(train_x, train_y, epochs, augment=augment, batch_size=c.batch_size, generator=rng, label=f"{method} F round {number}")
+        trainer.train(train_x, train_y, epochs, augment=augment, batch_size=c.batch_size, generator=batches,
+                      augment_rng=rng, label=f"{method} F round {number}")
     val_loss, val_accuracy = evaluate(model, *task.validation)
     test_loss, test_accuracy = evaluate(model, *task.test)
     return MethodResult(
         method, seed, test_loss, test_accuracy, val_loss, val_accuracy, time.perf_counter() - start, model, augment,
-        encoder, generator if method in ("random_g", "proposed") else None, rounds, encoder_history, holdout,
+        encoder, generator if method in ("random_g", "proposed") else None, rounds, encoder_history, holdout, check,
     )
 
 
@@ -146,3 +155,19 @@ def _compare_on_holdout(model, engine, task: Task, config: Config, generator, en
         augment = task.heuristic if source == "heuristic" else make_augmentation("proposed", task, config, generator, source)
         out[name] = i_aug(model, engine, x, augment(x, rng), y).cpu()
     return out
+
+
+@torch.no_grad()
+def _last_layer_check(model, task: Task, config: Config, generator, encoder, seed: int) -> dict:
+    """Predicted against actual effect of E's, G's prior's and the heuristic's augmentations on
+    F's retrained last layer (``infaug.diagnose``)."""
+    from infaug.diagnose import last_layer_check
+
+    rng = seeded(seed, "last layer check")
+    x = task.train[0]
+    augmented = {
+        "proposed": make_augmentation("proposed", task, config, generator, encoder)(x, rng),
+        "random_g": make_augmentation("proposed", task, config, generator, None)(x, rng),
+        "heuristic": task.heuristic(x, rng),
+    }
+    return last_layer_check(model, task.train, task.validation, augmented, damping=config.classifier.damping, seed=seed)

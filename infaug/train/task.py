@@ -17,6 +17,7 @@ from infaug.config import Config
 from infaug.data import Digits, embedded_digits, load_mnist
 from infaug.data.splits import Splits, make_splits
 from infaug.data.toy2d import toy2d
+from infaug.train.seeds import derive
 from infaug.models import MLP, AllConvNet, Encoder, Generator, PointEncoder, TranslationGenerator, resnet56
 
 __all__ = ["Task", "build_task", "load_pool"]
@@ -66,7 +67,7 @@ def build_task(config: Config, seed: int, device: torch.device, pool: Digits, of
         test=0 if official_test is not None else data.test,
         unlabelled=data.unlabelled,
         holdout=data.encoder_holdout,
-        seed=seed,
+        seed=derive(seed, "splits"),
     )
 
     def take(indices: Tensor) -> Pair:
@@ -83,6 +84,8 @@ def build_task(config: Config, seed: int, device: torch.device, pool: Digits, of
     c, g, e = config.classifier, config.generator, config.encoder
 
     if data.dataset == "toy2d":
+        if c.arch != "mlp":
+            raise ValueError(f"config: classifier.arch must be 'mlp' for data.dataset = 'toy2d' (points), got {c.arch!r}")
         scale = data.toy_translation  # translation per unit of tau, and the heuristic's range
 
         def heuristic(x: Tensor, rng: torch.Generator) -> Tensor:
