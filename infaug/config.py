@@ -70,7 +70,7 @@ class GeneratorConfig:
     spatial_latent: int = 96
     hidden: int = 16
     smooth: int = 3
-    steps: int = 150  # generator steps
+    steps: int = 130  # generator steps
     critic_steps: int = 3  # critic steps per generator step
     critic_width: int = 16
     batch_size: int = 64
@@ -86,7 +86,7 @@ class EncoderConfig:
 
     width: int = 32
     noise: float = 1.0
-    steps: int = 40  # per round
+    steps: int = 30  # per round
     batch_size: int = 256
     lr: float = 1e-3
     tau_penalty: float = 1.0  # weight of mean(relu(|tau|^2 / latent - 1))

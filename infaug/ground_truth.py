@@ -81,6 +81,11 @@ def train_logistic(
     theta = torch.cat([weight, bias[:, None]], 1).reshape(-1)
     h = F.pad(features, (0, 1), value=1.0)
     onehot = F.one_hot(labels, k).double()
+
+    def objective(theta: Tensor) -> Tensor:
+        logits = h @ theta.view(k, d + 1).T
+        return F.cross_entropy(logits, labels, reduction="sum") / n + 0.5 * damping * theta.square().sum()
+
     for _ in range(100):
         p = torch.softmax(h @ theta.view(k, d + 1).T, 1)
         grad = ((p - onehot).T @ h).reshape(-1) / n + damping * theta
@@ -93,7 +98,13 @@ def train_logistic(
         outer = (p[:, :, None] * h[:, None, :]).flatten(1)
         matrix = full.reshape(k * (d + 1), -1) - outer.T @ outer
         matrix = matrix / n + damping * torch.eye(k * (d + 1), dtype=torch.float64)
-        theta = theta - torch.linalg.solve(matrix, grad)
+        step = torch.linalg.solve(matrix, grad)
+        # Backtracking: a full Newton step from far away (a warm start on changed features) can
+        # overshoot; halve it until the objective does not rise.
+        current, scale = objective(theta), 1.0
+        while scale > 1e-6 and objective(theta - scale * step) > current:
+            scale /= 2
+        theta = theta - scale * step
     theta = theta.view(k, d + 1)
     return theta[:, :d].contiguous(), theta[:, d].contiguous()
 

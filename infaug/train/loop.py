@@ -97,6 +97,7 @@ def run_method(method: str, task: Task, config: Config, seed: int, *, generator:
     model = task.make_classifier()
     batches = seeded(seed, "batches")  # the same batch order for every method of a seed
     rng = seeded(seed, "augmentations")  # augmentations and E's noise
+    measure = seeded(seed, "measurements")  # what is only measured draws apart, so it changes no training
     encoder = None
     if method == "proposed":
         torch.manual_seed(derive(seed, "E"))
@@ -110,29 +111,32 @@ def run_method(method: str, task: Task, config: Config, seed: int, *, generator:
     schedule = round_epochs(c.epochs, config.loop.rounds, config.loop.warmup)
     trainer.train(train_x, train_y, schedule[0], augment=augment, batch_size=c.batch_size, generator=batches,
                   augment_rng=rng, label=f"{method} F warm-up")
-    rounds, encoder_history, holdout, check = [], [], {}, {}
+    rounds, encoder_history, holdout, check, check_seconds = [], [], {}, {}, 0.0
     holdout_x, holdout_y = train_x[task.holdout_rows], train_y[task.holdout_rows]
     for number, epochs in enumerate(schedule[1:], 1):
         # s_val at F's current weights, over the training samples and one draw of their augmentations.
         with torch.no_grad():
-            augmented = augment(train_x, rng) if augment is not None else None
+            augmented = augment(train_x, measure) if augment is not None else None
         engine = influence_engine(model, task.train, task.validation, damping=c.damping, train_augmented=augmented)
         record = {"round": number, "val_loss": evaluate(model, *task.validation)[0]}
         if augment is not None:
-            record["holdout_i_aug"] = float(i_aug(model, engine, holdout_x, augment(holdout_x, rng), holdout_y).mean())
+            record["holdout_i_aug"] = _mean_i_aug(model, engine, holdout_x, holdout_y, augment, measure)
         if encoder is not None:
             # E: minimise the mean I_aug of its augmentations over the samples it trains on (F, G fixed).
             rows = task.encoder_rows
+            encoder_start = time.perf_counter()
             encoder_history.append(
                 train_encoder(encoder, generator, model, engine, train_x[rows], train_y[rows], steps=e.steps,
                               batch_size=e.batch_size, lr=e.lr, penalty=e.tau_penalty, rng=rng, kl=e.kl, clip=e.clip)
             )
-            with torch.no_grad():
-                record["holdout_i_aug_trained"] = float(i_aug(model, engine, holdout_x, augment(holdout_x, rng), holdout_y).mean())
+            record["encoder_seconds"] = time.perf_counter() - encoder_start
+            record["holdout_i_aug_trained"] = _mean_i_aug(model, engine, holdout_x, holdout_y, augment, measure)
             if number == len(schedule) - 1:
-                holdout = _compare_on_holdout(model, engine, task, config, generator, encoder, rng)
+                holdout = _compare_on_holdout(model, engine, task, config, generator, encoder, measure)
                 if task.kind == "images" and config.loop.last_layer_check:
+                    check_start = time.perf_counter()
                     check = _last_layer_check(model, task, config, generator, encoder, seed)
+                    check_seconds = time.perf_counter() - check_start  # a diagnostic, not part of the method's time
         rounds.append(record)
         # F: train further on originals plus the augmentations.
         trainer.train(train_x, train_y, epochs, augment=augment, batch_size=c.batch_size, generator=batches,
@@ -140,20 +144,34 @@ def run_method(method: str, task: Task, config: Config, seed: int, *, generator:
     val_loss, val_accuracy = evaluate(model, *task.validation)
     test_loss, test_accuracy = evaluate(model, *task.test)
     return MethodResult(
-        method, seed, test_loss, test_accuracy, val_loss, val_accuracy, time.perf_counter() - start, model, augment,
+        method, seed, test_loss, test_accuracy, val_loss, val_accuracy, time.perf_counter() - start - check_seconds, model, augment,
         encoder, generator if method in ("random_g", "proposed") else None, rounds, encoder_history, holdout, check,
     )
 
 
+DRAWS = 8  # augmentations per held-out sample when I_aug is measured: its mean over one draw is noisy
+
+
+@torch.no_grad()
+def _i_aug_draws(model, engine, x: Tensor, y: Tensor, augment: Augment, rng: torch.Generator) -> Tensor:
+    """I_aug (N,) of each sample averaged over DRAWS augmentations of it."""
+    return torch.stack([i_aug(model, engine, x, augment(x, rng), y) for _ in range(DRAWS)]).mean(0)
+
+
+def _mean_i_aug(model, engine, x: Tensor, y: Tensor, augment: Augment, rng: torch.Generator) -> float:
+    return float(_i_aug_draws(model, engine, x, y, augment, rng).mean())
+
+
 @torch.no_grad()
 def _compare_on_holdout(model, engine, task: Task, config: Config, generator, encoder, rng: torch.Generator) -> dict:
-    """I_aug (per held-out sample) of E's, G's prior's and the heuristic's augmentations, all at the
-    same F and s_val: the prediction that ``proposed`` is judged on, on samples E never saw."""
+    """I_aug (per held-out sample, averaged over DRAWS augmentations) of E's, G's prior's and the
+    heuristic's augmentations, all at the same F and s_val: the prediction that ``proposed`` is
+    judged on, on samples E never saw."""
     x, y = task.train[0][task.holdout_rows], task.train[1][task.holdout_rows]
     out = {}
     for name, source in (("proposed", encoder), ("random_g", None), ("heuristic", "heuristic")):
         augment = task.heuristic if source == "heuristic" else make_augmentation("proposed", task, config, generator, source)
-        out[name] = i_aug(model, engine, x, augment(x, rng), y).cpu()
+        out[name] = _i_aug_draws(model, engine, x, y, augment, rng).cpu()
     return out
 
 
