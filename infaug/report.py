@@ -81,7 +81,7 @@ def save_augmentations(originals: Tensor, augmented: dict[str, Tensor], path: st
         ax.set_xticks([])
         ax.set_yticks([])
         ax.spines[:].set_visible(False)
-        ax.set_ylabel(name, rotation=0, ha="right", va="center")
+        ax.set_title(name, loc="left", fontsize=9, pad=2)  # above the row: a long name is never cut off
     return _save_figure(figure, path)
 
 

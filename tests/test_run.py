@@ -112,3 +112,20 @@ def test_table_command_prints_the_runs_table(tiny_run, capsys):
     printed = capsys.readouterr().out
     accuracy = 100 * metrics["methods"]["proposed"]["test_accuracy"][0]
     assert printed.startswith("| method |") and f"| proposed | 1 | {accuracy:.2f} ± 0.00 |" in printed
+
+
+def test_mnist_preset_reads_the_original_files(tmp_path):
+    from conftest import DATA_DIR
+
+    if not (DATA_DIR / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("the MNIST files are not beside the repository")
+    overrides = {k: v for k, v in TINY.items() if k != "data.test"} | {"run.methods": "none,heuristic", "data.data_dir": str(DATA_DIR)}
+    metrics = run(load_preset("mnist-1pct").replace(overrides), tmp_path, echo=None)
+    assert metrics["splits"]["0"]["test"]["source"] == "the official test set"
+    assert metrics["splits"]["0"]["train"]["count"] == 40 and metrics["splits"]["0"]["unlabelled"]["count"] == 100
+    assert 0.1 < metrics["methods"]["heuristic"]["test_accuracy"][0] <= 1
+
+
+def test_mnist_preset_without_data_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="data.data_dir must name the folder that holds MNIST/raw"):
+        run(load_preset("mnist-1pct"), tmp_path, echo=None)
