@@ -75,7 +75,7 @@ def save_augmentations(originals: Tensor, augmented: dict[str, Tensor], path: st
             )
     rows = [("original", originals), *augmented.items()]
     n, _, h, w = originals.shape
-    figure = Figure(figsize=(max(4.0, 0.6 * n * w / h + 1.5), 0.7 * len(rows) + 0.3), layout="constrained")
+    figure = Figure(figsize=(max(4.0, 0.6 * n * w / h + 0.3), 0.7 * len(rows) + 0.3), layout="constrained")
     for ax, (name, images) in zip(figure.subplots(len(rows), 1, squeeze=False)[:, 0], rows):
         ax.imshow(image_grid(images.float().clamp(0, 1), columns=n), cmap="gray", vmin=0, vmax=255)
         ax.set_xticks([])
