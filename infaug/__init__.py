@@ -16,8 +16,21 @@ _C = _load()  # registers torch.ops.infaug.* before anything refers to them
 
 from infaug.ops import augment, influence, warp  # noqa: E402
 from infaug.engine import LastLayerInfluence, last_layer_features  # noqa: E402
-from infaug.augmenter import Augmenter  # noqa: E402
-from infaug.learn import learn_augmenter  # noqa: E402
+
+
+def __getattr__(name: str):
+    # The learning system (and its dependencies: tqdm, kornia, matplotlib) loads on first use, so
+    # `import infaug` for the operators stays as light as the op layer.
+    if name == "Augmenter":
+        from infaug.augmenter import Augmenter
+
+        return Augmenter
+    if name == "learn_augmenter":
+        from infaug.learn import learn_augmenter
+
+        return learn_augmenter
+    raise AttributeError(f"module 'infaug' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 __all__ = ["Augmenter", "LastLayerInfluence", "augment", "influence", "last_layer_features", "learn_augmenter", "warp"]

@@ -53,6 +53,12 @@ def draw_pictures(out: Path, config: Config, task: Optional[Task], results: dict
                 title="I_aug on held-out labelled samples, at the last round's F",
             )
             pictures.append(("Predicted influence of the augmentations on samples E never saw", "influence.png"))
+        if proposed is not None and proposed.encoder_history:
+            report.save_curves(
+                {f"round {k + 1}": values for k, values in enumerate(proposed.encoder_history)},
+                out / "encoder.png", title="Training E: the mean I_aug of each step's batch", xlabel="E step",
+            )
+            pictures.append(("E's training: the mean I_aug of its augmentations, step by step in each round", "encoder.png"))
         if gan.get("generator_loss"):
             report.save_curves(
                 {"image critic distance": gan["image_distance"], "flow critic distance": gan["flow_distance"]},

@@ -43,7 +43,7 @@ def test_metrics_have_the_agreed_shape(tiny_run):
 
 def test_run_writes_pictures_report_log_and_augmenter(tiny_run):
     out, metrics = tiny_run
-    for name in ("augmentations.png", "flows.png", "influence.png", "gan.png", "report.html", "run.log", "config.json",
+    for name in ("augmentations.png", "flows.png", "influence.png", "gan.png", "encoder.png", "report.html", "run.log", "config.json",
                  "augmenter-seed0.pt", "random_g-seed0.pt"):
         assert (out / name).exists(), name
     assert not list(out.glob("*.tmp"))
