@@ -26,7 +26,6 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import compare, environment, write  # noqa: E402
 
-import infaug  # noqa: E402
 from infaug import ops as fused, reference  # noqa: E402
 from infaug.models import AllConvNet, Encoder, Generator  # noqa: E402
 from infaug.train.classifier import influence_engine  # noqa: E402

@@ -17,13 +17,13 @@ Example:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
+from infaug.atomic import atomic_write
 from infaug.models import Encoder, Generator
 
 __all__ = ["Augmenter"]
@@ -63,8 +63,6 @@ class Augmenter(nn.Module):
 
     def save(self, path: str | Path) -> Path:
         """Writes G, E and their constructor arguments to ``path`` (a temporary file, then a rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         g = self.generator
         payload = {
             "format": FORMAT,
@@ -82,13 +80,7 @@ class Augmenter(nn.Module):
                 "state": self.encoder.state_dict(),
             },
         }
-        temporary = path.with_name(path.name + ".tmp")
-        with open(temporary, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-        return path
+        return atomic_write(path, lambda temporary: torch.save(payload, temporary))
 
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> "Augmenter":

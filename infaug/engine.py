@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from infaug.ops import influence
 
-__all__ = ["LastLayerInfluence", "last_layer_features"]
+__all__ = ["LastLayerInfluence", "last_layer_features", "last_linear"]
 
 Batches = Union[Tensor, Iterable[Tuple[Tensor, Tensor]]]
 METHODS = ("auto", "exact", "cg", "lissa")
@@ -307,13 +307,18 @@ class LastLayerInfluence:
         return self.up(features_aug, labels) - self.up(features, labels)
 
 
-def last_layer_features(model: nn.Module, inputs: Tensor) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-    """Runs ``model`` on ``inputs`` and returns (features, weight, bias): the input of its last
-    ``nn.Linear`` layer, whose output must be the model's output, and that layer's parameters."""
+def last_linear(model: nn.Module) -> nn.Linear:
+    """The last ``nn.Linear`` of ``model`` (in module order)."""
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise ValueError(f"{type(model).__name__} has no nn.Linear layer")
-    last = linears[-1]
+    return linears[-1]
+
+
+def last_layer_features(model: nn.Module, inputs: Tensor) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    """Runs ``model`` on ``inputs`` and returns (features, weight, bias): the input of its last
+    ``nn.Linear`` layer, whose output must be the model's output, and that layer's parameters."""
+    last = last_linear(model)
     captured = {}
 
     def hook(module, args, output):

@@ -25,11 +25,11 @@ from infaug.augmentations import AffineRanges
 from infaug.augmenter import Augmenter
 from infaug.train.seeds import derive, rng
 from infaug.config import EncoderConfig, GeneratorConfig
-from infaug.engine import last_layer_features
+from infaug.engine import last_layer_features, last_linear
 from infaug.models import Encoder, Generator
 from infaug.train.classifier import influence_engine
 from infaug.train.encoder import train_encoder
-from infaug.train.gan import pretrain_generator
+from infaug.train.gan import pretrain_from_config
 
 __all__ = ["learn_augmenter"]
 
@@ -42,10 +42,7 @@ class _LastLayer(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
-        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-        if not linears:
-            raise ValueError(f"model: {type(model).__name__} has no nn.Linear layer; its last layer must be nn.Linear")
-        self.head = linears[-1]
+        self.head = last_linear(model)
 
     def features(self, x: Tensor) -> Tensor:
         return last_layer_features(self.model, x)[0]
@@ -113,11 +110,7 @@ def _learn(wrapped, train_x, train_y, validation, unlabelled, damping, gan_steps
     if generator is None:
         generator = Generator(c, h, w, latent=g.latent, spatial_latent=g.spatial_latent, hidden=g.hidden, smooth=g.smooth).to(device)
         images = train_x if unlabelled is None else torch.cat([train_x, unlabelled.to(device)])
-        pretrain_generator(
-            generator, images, steps=g.steps if gan_steps is None else gan_steps, critic_steps=g.critic_steps,
-            critic_width=g.critic_width, batch_size=g.batch_size, lr=g.lr, gradient_penalty_weight=g.gradient_penalty,
-            anti_identity=g.anti_identity, anti_identity_eps=g.anti_identity_eps, ranges=ranges, rng=rng,
-        )
+        pretrain_from_config(generator, images, g, ranges=ranges, rng=rng, steps=gan_steps)
     generator.eval()
     engine = influence_engine(wrapped, (train_x, train_y), validation, damping=damping)
     encoder = Encoder(c, generator.latent, e.width, e.noise).to(device)

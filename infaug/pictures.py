@@ -10,6 +10,7 @@ import torch
 from infaug import report
 from infaug.config import Config
 from infaug.models import Generator
+from infaug.reference import displacement
 from infaug.train.loop import MethodResult
 from infaug.train.task import Task
 
@@ -40,8 +41,6 @@ def draw_pictures(out: Path, config: Config, task: Optional[Task], results: dict
             if isinstance(generator, Generator):
                 with torch.no_grad():
                     theta_w, theta_b, _, _ = generator.transform_parameters(proposed.encoder(x[:8], generator=rng))
-                    from infaug.reference import displacement
-
                     flows = displacement(theta_w, theta_b, smooth=generator.smooth)
                 report.save_flow_fields(flows, out / "flows.png", images=x[:8])
                 pictures.append(("Flow fields of E's augmentations (the smoothed displacement, in pixels)", "flows.png"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from infaug.atomic import atomic_write
 from infaug.viz import image_grid
 
 CLASS_COLOURS = ("tab:blue", "tab:red")
@@ -30,21 +30,8 @@ TOY_COLUMNS = (
 )
 
 
-def _atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Calls ``write(temporary)`` and moves the temporary file onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
-
-
 def _save_figure(figure: Figure, path: str | Path) -> Path:
-    return _atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=100))
+    return atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=100))
 
 
 def _numpy(tensor: Tensor) -> np.ndarray:
@@ -407,7 +394,7 @@ def write_report(out_dir: str | Path, metrics: dict, pictures: list[tuple[str, s
         f"<title>{html.escape(title)}</title>", f"<style>\n{STYLE}\n</style>", "</head>", "<body>",
         *body, "</body>", "</html>", "",
     ])
-    return _atomic_write(out_dir / "report.html", lambda temporary: temporary.write_text(page, encoding="utf-8"))
+    return atomic_write(out_dir / "report.html", lambda temporary: temporary.write_text(page, encoding="utf-8"))
 
 
 def save_curves(curves: dict[str, list[float]], path: str | Path, *, title: str = "", xlabel: str = "step") -> Path:

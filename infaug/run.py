@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Optional
@@ -18,10 +17,11 @@ from typing import Optional
 import torch
 
 from infaug import report
+from infaug.atomic import atomic_write
 from infaug.augmenter import Augmenter
 from infaug.config import Config
 from infaug.models import Generator
-from infaug.train.gan import pretrain_generator
+from infaug.train.gan import pretrain_from_config
 from infaug.train.loop import MethodResult, run_method
 from infaug.train.seeds import derive
 from infaug.train.seeds import rng as seeded
@@ -42,12 +42,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def _write_json(path: Path, value: dict) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w") as f:
-        json.dump(value, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
+    text = json.dumps(value, indent=1)
+    atomic_write(path, lambda temporary: temporary.write_text(text))
 
 
 def _setup_log(out: Path) -> logging.Handler:
@@ -65,14 +61,8 @@ def pretrain(task: Task, config: Config, seed: int) -> tuple[torch.nn.Module, fl
     generator = task.make_generator()
     history = {}
     if isinstance(generator, Generator) and config.generator.steps > 0:
-        g = config.generator
         images = torch.cat([task.train[0], task.unlabelled])  # labels unused: all training images
-        result = pretrain_generator(
-            generator, images, steps=g.steps, critic_steps=g.critic_steps, critic_width=g.critic_width,
-            batch_size=g.batch_size, lr=g.lr, gradient_penalty_weight=g.gradient_penalty,
-            anti_identity=g.anti_identity, anti_identity_eps=g.anti_identity_eps, ranges=config.heuristic,
-            rng=seeded(seed, "G pre-training"),
-        )
+        result = pretrain_from_config(generator, images, config.generator, ranges=config.heuristic, rng=seeded(seed, "G pre-training"))
         history = vars(result)
     generator.eval().requires_grad_(False)
     return generator, time.perf_counter() - start, history

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+
+from infaug.atomic import atomic_write
 from torch import Tensor
 
 
@@ -26,11 +28,6 @@ def image_grid(images: Tensor, *, columns: int = 8, padding: int = 2) -> np.ndar
 
 def save_grid(images: Tensor, path: str | Path, *, columns: int = 8, scale: int = 3) -> Path:
     """Writes :func:`image_grid` of ``images`` to ``path`` (PNG), enlarged ``scale`` times."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     picture = Image.fromarray(image_grid(images, columns=columns))
     picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
-    temporary = path.with_name(path.name + ".tmp")
-    picture.save(temporary, format="PNG")
-    temporary.replace(path)  # never leave a half-written picture behind
-    return path
+    return atomic_write(path, lambda temporary: picture.save(temporary, format="PNG"))

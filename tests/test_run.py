@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from infaug.cli import main
-from infaug.config import METHODS, Config, load_preset
+from infaug.config import METHODS, load_preset
 from infaug.run import run
 
 TINY = {

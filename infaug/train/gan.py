@@ -21,7 +21,7 @@ from infaug.models import Critic, Generator, sampling_field
 from infaug.reference import base_grid
 from infaug.train.progress import progress
 
-__all__ = ["GanHistory", "gradient_penalty", "pretrain_generator"]
+__all__ = ["GanHistory", "gradient_penalty", "pretrain_from_config", "pretrain_generator"]
 
 
 @contextlib.contextmanager
@@ -135,3 +135,16 @@ def pretrain_generator(
             getattr(history, name).append(value)
     generator.eval()
     return history
+
+
+def pretrain_from_config(
+    generator: Generator, images: Tensor, settings, *, ranges: AffineRanges, rng: torch.Generator, steps: int | None = None
+) -> GanHistory:
+    """:func:`pretrain_generator` with the settings of a ``infaug.config.GeneratorConfig``
+    (``steps`` overrides its number of generator steps)."""
+    return pretrain_generator(
+        generator, images, steps=settings.steps if steps is None else steps, critic_steps=settings.critic_steps,
+        critic_width=settings.critic_width, batch_size=settings.batch_size, lr=settings.lr,
+        gradient_penalty_weight=settings.gradient_penalty, anti_identity=settings.anti_identity,
+        anti_identity_eps=settings.anti_identity_eps, ranges=ranges, rng=rng,
+    )
