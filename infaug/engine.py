@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import Iterable, Optional, Tuple, Union
 
 import torch
@@ -31,10 +32,17 @@ from torch import Tensor, nn
 
 from infaug.ops import influence
 
-__all__ = ["LastLayerInfluence", "last_layer_features", "last_linear"]
+__all__ = ["InaccurateSolveWarning", "LastLayerInfluence", "last_layer_features", "last_linear"]
 
 Batches = Union[Tensor, Iterable[Tuple[Tensor, Tensor]]]
 METHODS = ("auto", "exact", "cg", "lissa")
+LISSA_TOL = 1e-3  # lissa's default ``tol``: the relative residual |H s - g| / |g| it must reach
+LISSA_SCALE_FACTOR = 0.6  # its default ``scale``, times the power-iteration estimate of lambda_max(H)
+LISSA_MAX_DEPTH = 100_000  # the cap on its default ``depth``
+
+
+class InaccurateSolveWarning(UserWarning):
+    """A solve of s_val = H^-1 g_val ended with its relative residual above its ``tol``."""
 
 
 class LastLayerInfluence:
@@ -47,14 +55,32 @@ class LastLayerInfluence:
             (conjugate gradients with matrix-free Hessian-vector products, two GEMMs over the
             training features each), "lissa" (the stochastic recursion of Agarwal et al.), or
             "auto": exact while K*P <= ``exact_limit``, else cg.
-        solver_options: cg: ``tol`` (1e-10), ``max_iter`` (1000). lissa: ``scale`` (10),
-            ``depth`` (1000), ``repeats`` (1), ``batch_size`` (None: all training samples),
-            ``seed`` (0). auto: ``exact_limit`` (4096). cg and lissa keep the training features
-            in their own dtype and run their Hessian-vector products' GEMMs in it: float32
-            features limit the relative residual to about 1e-6.
+        solver_options: cg: ``tol`` (1e-10), ``max_iter`` (1000). lissa: ``tol`` (1e-3),
+            ``scale`` (None: 0.6 lambda_max(H)), ``depth`` (None: chosen from the scale and the
+            damping to reach ``tol``), ``repeats`` (1), ``batch_size`` (None: all training
+            samples), ``seed`` (0), ``strict`` (False). auto: ``exact_limit`` (4096). cg and lissa
+            keep the training features in their own dtype and run their Hessian-vector products'
+            GEMMs in it: float32 features limit the relative residual to about 1e-6.
+
+    LiSSA: the recursion x <- g + (I - H / scale) x, started at x = g, gives after ``depth`` steps
+    s = x / scale with ``s - s_val = -(I - H / scale)^(depth + 1) s_val`` and
+    ``H s - g = -(I - H / scale)^(depth + 1) g``: with full batches, both the relative error of s
+    and its relative residual are at most rho^(depth + 1), where rho = max(|1 - damping / scale|,
+    |lambda_max / scale - 1|), as the damped H has its eigenvalues in [damping, lambda_max]. The
+    rate is best at scale = (lambda_max + damping) / 2, and the recursion diverges below
+    lambda_max / 2; the default scale, 0.6 times the estimate of lambda_max(H) by
+    :meth:`largest_eigenvalue`, converges while that estimate is above lambda_max / 1.2 (power
+    iteration's is far closer) and takes 0.6 times the steps of scale = lambda_max. The default
+    depth is ``ceil(log(tol) / log(rho))``, at most 100000; with ``scale`` given, lambda_max is
+    not computed and rho = |1 - damping / scale|; ``depth`` given is not capped. After the solve
+    the relative residual is measured with full-batch products; above ``tol`` the engine warns with an
+    :class:`InaccurateSolveWarning`, or with ``strict=True`` raises RuntimeError, naming a depth
+    (or scale) that would reach ``tol``. Minibatch LiSSA (``batch_size``) is stochastic: it uses the
+    same depth, but its residual has a floor from the sampling noise, often above ``tol``, and the
+    message then says that more repeats or full batches are needed.
 
     After :meth:`set_validation`, ``solve_info`` holds the method, iterations, seconds and the
-    relative residual ``|H s - g| / |g|`` of the solve.
+    relative residual ``|H s - g| / |g|`` of the solve (for lissa also its scale, depth and tol).
     """
 
     def __init__(
@@ -78,10 +104,16 @@ class LastLayerInfluence:
         size = self.num_classes * self.num_params
         exact_limit = solver_options.pop("exact_limit", 4096)
         self.method = method if method != "auto" else ("exact" if size <= exact_limit else "cg")
-        allowed = {"exact": set(), "cg": {"tol", "max_iter"}, "lissa": {"scale", "depth", "repeats", "batch_size", "seed"}}
+        allowed = {
+            "exact": set(),
+            "cg": {"tol", "max_iter"},
+            "lissa": {"tol", "scale", "depth", "repeats", "batch_size", "seed", "strict"},
+        }
         unknown = set(solver_options) - allowed[self.method]
         if unknown:
             raise TypeError(f"unknown options for method {self.method!r}: {sorted(unknown)}; it takes {sorted(allowed[self.method])}")
+        if self.method == "lissa":
+            self._validate_lissa_options(solver_options)
         self.solver_options = solver_options
         self.count = 0
         # exact: the Hessian sum in float64; cg/lissa: the training features and their softmax.
@@ -208,6 +240,9 @@ class LastLayerInfluence:
         seconds = time.perf_counter() - start
         residual = (self.hessian_vector_product(solution) - g).norm() / g.norm().clamp_min(1e-300)
         self.solve_info = dict(method=self.method, iterations=iterations, seconds=seconds, residual=float(residual))
+        if self.method == "lissa":
+            self.solve_info.update(self._lissa_settings)
+            self._check_lissa(float(residual))
         solution = solution.to(self.weight.dtype)
         self.s_weight = solution[:, : self.num_features].contiguous()
         self.s_bias = solution[:, self.num_features].contiguous() if self.bias is not None else None
@@ -250,12 +285,50 @@ class LastLayerInfluence:
             rr = rr_next
         return x, max_iter
 
+    def _lissa_rate(self, scale: float, largest: Optional[float] = None) -> float:
+        """rho: the factor by which each full-batch step shrinks the error (1 or more: none)."""
+        rho = abs(1.0 - self.damping / scale)
+        if largest is not None:
+            rho = max(rho, abs(largest / scale - 1.0))
+        return rho
+
+    @staticmethod
+    def _lissa_depth(tol: float, rho: float) -> float:
+        """The depth whose bound rho^(depth + 1) is at most tol (inf when rho >= 1)."""
+        if rho >= 1.0:
+            return math.inf
+        if rho <= 0.0:
+            return 1
+        return max(1, math.ceil(math.log(tol) / math.log(rho)))
+
+    @staticmethod
+    def _validate_lissa_options(options: dict) -> None:
+        tol, scale, depth = options.get("tol", LISSA_TOL), options.get("scale"), options.get("depth")
+        if not 0 < tol < 1:
+            raise ValueError(f"lissa: tol must lie in (0, 1), got {tol}")
+        if scale is not None and not (scale > 0 and math.isfinite(scale)):
+            raise ValueError(f"lissa: scale must be a finite number > 0 or None, got {scale}")
+        if depth is not None and not depth >= 0:
+            raise ValueError(f"lissa: depth must be an integer >= 0 or None, got {depth}")
+
     def _solve_lissa(self, g: Tensor) -> Tuple[Tensor, int]:
-        scale = float(self.solver_options.get("scale", 10.0))
-        depth = int(self.solver_options.get("depth", 1000))
+        tol = float(self.solver_options.get("tol", LISSA_TOL))
+        largest = None
+        if self.solver_options.get("scale") is None:
+            largest = self.largest_eigenvalue()
+            scale = LISSA_SCALE_FACTOR * largest
+        else:
+            scale = float(self.solver_options["scale"])
+        needed = self._lissa_depth(tol, self._lissa_rate(scale, largest))
+        if self.solver_options.get("depth") is None:
+            depth = int(min(needed, LISSA_MAX_DEPTH))
+        else:
+            depth = int(self.solver_options["depth"])
         repeats = int(self.solver_options.get("repeats", 1))
         batch_size = self.solver_options.get("batch_size")
         generator = torch.Generator(device="cpu").manual_seed(int(self.solver_options.get("seed", 0)))
+        self._lissa_settings = dict(scale=scale, depth=depth, tol=tol)
+        self._lissa_largest = largest
         estimates = []
         for _ in range(repeats):
             x = g.clone()
@@ -273,6 +346,45 @@ class LastLayerInfluence:
                     )
             estimates.append(x / scale)
         return torch.stack(estimates).mean(0), depth * repeats
+
+    def _check_lissa(self, residual: float) -> None:
+        """Warns (or raises, with ``strict``) when the relative residual is above ``tol``."""
+        settings = self._lissa_settings
+        tol, scale, depth = settings["tol"], settings["scale"], settings["depth"]
+        if residual <= tol:
+            return
+        largest = self._lissa_largest if self._lissa_largest is not None else self.largest_eigenvalue()
+        needed = self._lissa_depth(tol, self._lissa_rate(scale, largest))
+        best_scale = LISSA_SCALE_FACTOR * largest
+        best = self._lissa_depth(tol, self._lissa_rate(best_scale, largest))
+        message = f"lissa: the relative residual |H s - g| / |g| = {residual:.3g} is above tol={tol:g} after depth={depth} at scale={scale:.4g}"
+        batch_size = self.solver_options.get("batch_size")
+        if batch_size is not None and batch_size < self.count:
+            message += (
+                f"; minibatch LiSSA (batch_size={batch_size} of {self.count}) is stochastic and its residual "
+                f"has a floor from its sampling noise: more repeats (now {self.solver_options.get('repeats', 1)}) or full batches "
+                "(batch_size=None) are needed"
+            )
+            if depth < needed:
+                message += f", and depth={needed} (the full-batch bound at this scale)"
+        elif math.isinf(best):
+            message += f"; with damping={self.damping} no depth is guaranteed to reach it: use a positive damping or method='cg'"
+        elif depth < needed:
+            message += f"; depth={needed} would reach it at this scale"
+            if best < needed:
+                message += f" (or scale={best_scale:.4g}, {LISSA_SCALE_FACTOR:g} lambda_max(H), with depth={best})"
+            if needed > LISSA_MAX_DEPTH and self.solver_options.get("depth") is None:
+                message += f"; that is above the cap on the default depth, {LISSA_MAX_DEPTH}: pass depth={needed} or use method='cg'"
+        else:
+            dtype = str(self._train[0][0].dtype).replace("torch.", "")
+            message += (
+                f"; depth is at least the bound at this scale ({needed}), so rounding in the features' dtype "
+                f"({dtype}; float32 allows about 1e-6) limits it: use a larger tol, float64 features or method='exact'"
+            )
+        if self.solver_options.get("strict", False):
+            self.s_weight = self.s_bias = None
+            raise RuntimeError(message)
+        warnings.warn(message, InaccurateSolveWarning, stacklevel=3)
 
     def largest_eigenvalue(self, iterations: int = 100) -> float:
         """lambda_max of the damped Hessian, by power iteration on Hessian-vector products."""

@@ -1,6 +1,10 @@
 """infaug.influence (SPEC 1.3) and LastLayerInfluence (SPEC 2), including the check against real
 retraining (SPEC 2.4)."""
 
+import math
+import re
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -8,6 +12,7 @@ from torch import nn
 
 import infaug
 from infaug import LastLayerInfluence, last_layer_features, reference
+from infaug.engine import InaccurateSolveWarning
 
 
 def problem(n=64, d=7, k=4, *, bias=True, dtype=torch.float64, device="cpu", seed=0):
@@ -219,10 +224,121 @@ def test_lissa_agrees_within_a_few_percent():
     exact = LastLayerInfluence(W, b, damping=0.1, method="exact").fit(h, y).set_validation(hv, yv)
     scale = 2 * exact.largest_eigenvalue()
     lissa = LastLayerInfluence(W, b, damping=0.1, method="lissa", scale=scale, depth=400, batch_size=100, repeats=4)
-    lissa.fit(h, y).set_validation(hv, yv)
+    # Minibatches: a few percent, above the default tol, and the warning says what would do better.
+    with pytest.warns(InaccurateSolveWarning, match=r"minibatch LiSSA \(batch_size=100 of 300\) is stochastic.*more repeats \(now 4\) or full batches"):
+        lissa.fit(h, y).set_validation(hv, yv)
     error = (lissa.s_weight - exact.s_weight).norm() / exact.s_weight.norm()
     assert error < 0.05, error
     assert lissa.solve_info["residual"] < 0.05
+
+
+@pytest.fixture(scope="module")
+def mnist_features(mnist_or_embedded):
+    """An ill-conditioned last layer on real data: 1000 MNIST digits through a fixed random ReLU
+    map (64 features), logistic regression trained with L2 = damping = 0.01, 500 validation
+    digits; the damped Hessian has lambda_min = 0.01 and lambda_max about 1.5-1.9, and g_val has
+    weight on eigenvalues near 0.01."""
+    from infaug.ground_truth import train_logistic
+
+    digits = mnist_or_embedded
+    g = torch.Generator().manual_seed(0)
+    order = torch.randperm(len(digits), generator=g)[:1500]
+    projection = torch.randn(784, 64, generator=g, dtype=torch.float64) * (3.0 / math.sqrt(784))
+    features = torch.relu(digits.images[order].flatten(1).double() @ projection)
+    labels = digits.labels[order]
+    h, y, hv, yv = features[:1000], labels[:1000], features[1000:], labels[1000:]
+    W, b = train_logistic(h, y, 0.01)
+    exact = LastLayerInfluence(W, b, damping=0.01, method="exact").fit(h, y).set_validation(hv, yv)
+    return h, y, W, b, hv, yv, exact
+
+
+def lissa_solve(problem, **options):
+    """LiSSA on ``problem`` and (relative error of s_val against exact, the engine, warnings)."""
+    h, y, W, b, hv, yv, exact = problem
+    engine = LastLayerInfluence(W, b, damping=0.01, method="lissa", **options).fit(h, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        engine.set_validation(hv, yv)
+    s, truth = torch.cat([engine.s_weight, engine.s_bias[:, None]], 1), torch.cat([exact.s_weight, exact.s_bias[:, None]], 1)
+    error = float((s - truth).norm() / truth.norm())
+    return error, engine, [w for w in caught if issubclass(w.category, InaccurateSolveWarning)]
+
+
+def test_lissa_default_reaches_its_tolerance_on_mnist_features(mnist_features):
+    """With full batches the relative error of s_val and the relative residual are both at most
+    rho^(depth + 1) <= tol (see LastLayerInfluence): the default options must get there, silently."""
+    error, engine, caught = lissa_solve(mnist_features)
+    info = engine.solve_info
+    assert not caught, [str(w.message) for w in caught]
+    assert info["tol"] == 1e-3 and info["residual"] <= 1e-3, info
+    assert error <= 1e-3, (error, info)
+    largest = engine.largest_eigenvalue()
+    assert info["scale"] == pytest.approx(0.6 * largest)
+    assert info["depth"] == math.ceil(math.log(1e-3) / math.log(1 - 0.01 / info["scale"]))
+    # The old defaults (scale=10, depth=1000) were about 20% away here, and now say so: at
+    # scale=10 > lambda_max the bound's rate is 1 - damping / scale.
+    error, _, old = lissa_solve(mnist_features, scale=10, depth=1000)
+    assert error > 0.1 and len(old) == 1
+    needed = math.ceil(math.log(1e-3) / math.log(1 - 0.01 / 10))
+    expected = f"depth={needed} would reach it at this scale (or scale={info['scale']:.4g}, 0.6 lambda_max(H), with depth={info['depth']})"
+    assert expected in str(old[0].message), str(old[0].message)
+
+
+def test_lissa_too_shallow_warns_with_a_depth_that_reaches_tol(mnist_features):
+    error, engine, caught = lissa_solve(mnist_features, depth=100)
+    assert len(caught) == 1, caught
+    message = str(caught[0].message)
+    assert re.search(r"relative residual \|H s - g\| / \|g\| = [0-9.e+-]+ is above tol=0.001 after depth=100 at scale=", message)
+    assert error > 1e-2 and engine.solve_info["residual"] > 1e-3
+    depth = int(re.search(r"depth=(\d+) would reach it", message).group(1))
+    assert depth > 100
+    error, engine, caught = lissa_solve(mnist_features, depth=depth)
+    assert not caught and engine.solve_info["residual"] <= 1e-3 and error <= 1e-3
+    # A scale far too large: the named (scale, depth) pair reaches tol too.
+    _, _, caught = lissa_solve(mnist_features, scale=100.0, depth=200)
+    scale, depth = re.search(r"\(or scale=([0-9.e+-]+), 0.6 lambda_max\(H\), with depth=(\d+)\)", str(caught[0].message)).groups()
+    error, engine, caught = lissa_solve(mnist_features, scale=float(scale), depth=int(depth))
+    assert not caught and engine.solve_info["residual"] <= 1e-3 and error <= 1e-3
+
+
+def test_lissa_strict_raises_instead_of_warning(mnist_features):
+    h, y, W, b, hv, yv, _ = mnist_features
+    engine = LastLayerInfluence(W, b, damping=0.01, method="lissa", depth=100, strict=True).fit(h, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InaccurateSolveWarning)
+        with pytest.raises(RuntimeError, match=r"above tol=0.001 after depth=100 .* depth=\d+ would reach it"):
+            engine.set_validation(hv, yv)
+    assert engine.s_weight is None and engine.solve_info["residual"] > 1e-3  # no inaccurate s_val left behind
+    with pytest.raises(RuntimeError, match=r"up needs s_val"):
+        engine.up(h, y)
+    # strict with an accurate solve: nothing raised
+    strict = LastLayerInfluence(W, b, damping=0.01, method="lissa", tol=0.1, depth=400, strict=True).fit(h, y).set_validation(hv, yv)
+    assert strict.solve_info["residual"] <= 0.1
+
+
+def test_lissa_default_depth_cap_is_named(monkeypatch):
+    """When the depth the bound asks for is above the cap on the default depth, the warning says so."""
+    import infaug.engine
+
+    monkeypatch.setattr(infaug.engine, "LISSA_MAX_DEPTH", 20)
+    h, y, W, b, hv, yv = engine_problem()
+    engine = LastLayerInfluence(W, b, damping=0.01, method="lissa").fit(h, y)
+    with pytest.warns(InaccurateSolveWarning, match=r"after depth=20 .* that is above the cap on the default depth, 20: pass depth=\d+ or use method='cg'"):
+        engine.set_validation(hv, yv)
+    assert engine.solve_info["depth"] == 20
+
+
+def test_lissa_explicit_options_are_honoured():
+    h, y, W, b, hv, yv = engine_problem()
+    engine = LastLayerInfluence(W, b, damping=0.1, method="lissa", scale=5.0, depth=7, tol=0.5).fit(h, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InaccurateSolveWarning)
+        engine.set_validation(hv, yv)
+    info = engine.solve_info
+    assert (info["scale"], info["depth"], info["tol"], info["iterations"]) == (5.0, 7, 0.5, 7)
+    # scale given, depth chosen: from the damping alone
+    engine = LastLayerInfluence(W, b, damping=0.1, method="lissa", scale=5.0).fit(h, y).set_validation(hv, yv)
+    assert engine.solve_info["depth"] == math.ceil(math.log(1e-3) / math.log(1 - 0.1 / 5.0))
 
 
 def test_lissa_divergence_names_a_scale_that_works():
@@ -265,6 +381,10 @@ def test_last_layer_features():
     [
         (lambda e, h, y: LastLayerInfluence(e.weight, e.bias, method="newton"), ValueError, r"method must be one of 'auto', 'exact', 'cg', 'lissa', got 'newton'"),
         (lambda e, h, y: LastLayerInfluence(e.weight, e.bias, method="cg", depth=3), TypeError, r"unknown options for method 'cg': \['depth'\]"),
+        (lambda e, h, y: LastLayerInfluence(e.weight, e.bias, method="cg", strict=True), TypeError, r"unknown options for method 'cg': \['strict'\]"),
+        (lambda e, h, y: LastLayerInfluence(e.weight, e.bias, method="lissa", stric=True), TypeError, r"unknown options for method 'lissa': \['stric'\]; it takes .*'strict'"),
+        (lambda e, h, y: LastLayerInfluence(e.weight, e.bias, method="lissa", tol=0), ValueError, r"lissa: tol must lie in \(0, 1\), got 0"),
+        (lambda e, h, y: LastLayerInfluence(e.weight, e.bias, method="lissa", scale=-1.0), ValueError, r"lissa: scale must be a finite number > 0 or None, got -1.0"),
         (lambda e, h, y: e.set_validation(h, y), RuntimeError, r"set_validation needs the training samples first: call fit"),
         (lambda e, h, y: e.up(h, y), RuntimeError, r"up needs s_val"),
         (lambda e, h, y: e.fit(h[:, :5], y), ValueError, r"fit: features must have shape \(N, D\) = \(N, 6\), got \(300, 5\)"),
