@@ -1,5 +1,20 @@
-"""Datasets: real MNIST read in place, and a small embedded sample of it for the quick start."""
+"""Datasets: IDX datasets (MNIST, Fashion-MNIST, ...) and folders of images read in place, a small
+embedded sample of MNIST for the quick start, and :func:`load_dataset`, the one entry point."""
 
-from infaug.data.mnist import Digits, embedded_digits, load_mnist, read_idx
+from infaug.data.datasets import DATASETS, fit_images, load_dataset
+from infaug.data.folder import load_image_folder
+from infaug.data.mnist import Digits, embedded_digits, load_idx_dataset, load_mnist, read_idx
+from infaug.data.sources import CorruptFileError
 
-__all__ = ["Digits", "embedded_digits", "load_mnist", "read_idx"]
+__all__ = [
+    "DATASETS",
+    "CorruptFileError",
+    "Digits",
+    "embedded_digits",
+    "fit_images",
+    "load_dataset",
+    "load_idx_dataset",
+    "load_image_folder",
+    "load_mnist",
+    "read_idx",
+]
