@@ -1,9 +1,11 @@
 """The ``infaug`` command line.
 
-    infaug run [--preset NAME] [--out DIR] [--seeds 0,1,2] [--methods none,proposed] [--device auto]
-               [--data-dir DIR] [--set key=value ...]
+    infaug run [--preset NAME | --config FILE.toml] [--out DIR] [--resume] [--seeds 0,1,2]
+               [--methods none,proposed] [--device auto] [--dataset NAME] [--data-dir DIR]
+               [--set key=value ...]
         Learns an augmentation by influence and compares it with five other methods on the same
-        splits, seeds and budget (SPEC 3); writes metrics.json, run.log, pictures and report.html.
+        splits, seeds and budget (SPEC 3); writes metrics.json, config.json/.toml, run.log,
+        pictures, report.html and checkpoints; --resume continues a killed run.
 
     infaug table METRICS.json [--markdown]
         Prints the accuracy table (mean and standard deviation over seeds) of a run.
@@ -15,6 +17,12 @@
     infaug check-influence [--data DIR] [--out DIR] [--train N] [--removals N] [--replacements N]
         Checks the influence engine against real retraining (SPEC 2.4): prints the correlations
         and slopes and writes a scatter plot of predicted against actual changes.
+
+    infaug download NAME --data-dir DIR [--mirror URL ...] [--mirror-only] [--retries N]
+        Fetches a dataset (mnist, fashion-mnist) into DIR/<folder>/raw (torchvision's layout),
+        skipping files whose MD5 verifies, resuming interrupted downloads and trying the mirrors in
+        turn (--mirror URLs first, then INFAUG_MIRRORS, then the dataset's own); prints the folder
+        to pass as --data-dir.
 """
 
 from __future__ import annotations
@@ -88,10 +96,14 @@ def check_influence(args: argparse.Namespace) -> None:
 
 
 def run_command(args: argparse.Namespace) -> dict:
-    from infaug.config import load_preset
-    from infaug.run import run
+    import json
 
-    config = load_preset(args.preset)
+    from infaug.config import Config, load_config, load_preset
+    from infaug.data.sources import CorruptFileError
+    from infaug.run import RunError, run
+
+    name = args.preset or (Path(args.config).stem if args.config else "default")
+    out = Path(args.out or f"runs/{name}")
     overrides = {}
     for item in args.set or []:
         key, sep, value = item.partition("=")
@@ -99,15 +111,27 @@ def run_command(args: argparse.Namespace) -> dict:
             raise SystemExit(f"infaug run: --set takes key=value (e.g. classifier.epochs=30), got {item!r}")
         overrides[key.strip()] = value.strip()
     for key, value in (("run.seeds", args.seeds), ("run.methods", args.methods), ("run.device", args.device),
-                       ("data.data_dir", args.data_dir)):
+                       ("data.data_dir", args.data_dir), ("data.dataset", args.dataset)):
         if value is not None:
             overrides[key] = value
     try:
+        if args.resume and not (args.preset or args.config):
+            saved = out / "config.json"
+            if not saved.exists():
+                raise SystemExit(f"infaug run --resume: {saved} not found, so {out} holds no run to continue (give --out)")
+            config = Config.from_dict(json.loads(saved.read_text()), source=str(saved))
+        else:
+            config = load_preset(args.preset or "default")
+            if args.config:
+                config = load_config(args.config, base=config if args.preset else Config())
+                config = config if config.preset else config.replace({"preset": Path(args.config).name})
         config = config.replace(overrides, source="command line")
     except (KeyError, TypeError, ValueError) as error:
         raise SystemExit(f"infaug run: {error.args[0] if error.args else error}") from None
-    out = args.out or f"runs/{args.preset}"
-    return run(config, out)
+    try:
+        return run(config, out, resume=args.resume)
+    except (RunError, CorruptFileError, FileNotFoundError) as error:
+        raise SystemExit(f"infaug run: {error}") from None
 
 
 def table_command(args: argparse.Namespace) -> None:
@@ -122,18 +146,30 @@ def table_command(args: argparse.Namespace) -> None:
         print(markdown_table(part) if args.markdown else summary_table(part))
 
 
+def download_command(args: argparse.Namespace) -> Path:
+    from infaug.data.download import DownloadError, download
+
+    try:
+        return download(args.name, args.data_dir, mirrors=args.mirror, official=not args.mirror_only, retries=args.retries)
+    except DownloadError as error:
+        raise SystemExit(f"infaug download: {error}") from None
+
+
 def parser() -> argparse.ArgumentParser:
     from infaug.config import preset_names
 
     main = argparse.ArgumentParser(prog="infaug", description="Learned data augmentation judged by influence functions.")
     commands = main.add_subparsers(dest="command", required=True)
     r = commands.add_parser("run", help="learn an augmentation by influence and compare it with the baselines")
-    r.add_argument("--preset", default="default", choices=preset_names(), help="the configuration to start from (default: default)")
+    r.add_argument("--preset", default=None, choices=preset_names(), help="a shipped configuration to start from (default: default)")
+    r.add_argument("--config", default=None, metavar="FILE.toml", help="a TOML configuration, over the defaults (or over --preset)")
+    r.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoints")
     r.add_argument("--out", default=None, help="output directory (default: runs/PRESET)")
     r.add_argument("--seeds", default=None, help="comma-separated seeds (default: the preset's, 0)")
     r.add_argument("--methods", default=None, help="comma-separated methods (default: all six)")
     r.add_argument("--device", default=None, help="auto (default), cpu or cuda[:N]")
-    r.add_argument("--data-dir", default=None, help="the folder that holds MNIST/raw (mnist presets)")
+    r.add_argument("--dataset", default=None, help="embedded, mnist, fashion-mnist, folder, or NAME for DATA_DIR/NAME/raw (IDX files)")
+    r.add_argument("--data-dir", default=None, help="the data root (holding MNIST/raw, NAME/raw) or, for --dataset folder, the image folder")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a configuration key, e.g. classifier.epochs=30")
     r.set_defaults(run=run_command)
     t = commands.add_parser("table", help="print the accuracy table of a run's metrics.json")
@@ -155,15 +191,24 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--damping", type=float, default=0.01)
     c.add_argument("--seed", type=int, default=0)
     c.set_defaults(run=check_influence)
+    from infaug.data.sources import SOURCES
+
+    g = commands.add_parser("download", help="fetch a dataset (mnist, fashion-mnist) into DIR/<folder>/raw")
+    g.add_argument("name", type=str.lower, choices=sorted(SOURCES), help="the dataset")
+    g.add_argument("--data-dir", required=True, help="the root: files land in DIR/MNIST/raw, DIR/FashionMNIST/raw")
+    g.add_argument("--mirror", action="append", metavar="URL", help="a base URL tried before the dataset's own mirrors (repeatable)")
+    g.add_argument("--mirror-only", action="store_true", help="try only --mirror URLs (and INFAUG_MIRRORS), not the dataset's own")
+    g.add_argument("--retries", type=int, default=3, help="further attempts per mirror after a failed connection (default: 3)")
+    g.set_defaults(run=download_command)
     return main
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None):
     argv = list(argv) if argv is not None else __import__("sys").argv[1:]
     if not argv:
         argv = ["run"]  # `infaug` alone runs the default preset
     args = parser().parse_args(argv)
-    args.run(args)
+    return args.run(args)
 
 
 if __name__ == "__main__":

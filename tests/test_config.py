@@ -54,3 +54,46 @@ def test_config_file(tmp_path):
         load_config(path)
     with pytest.raises(ValueError, match="preset must be one of"):
         load_preset("nope")
+
+
+def test_config_file_errors_name_the_file_the_key_and_the_line(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[classifier]\nepochs = 3\nlr = \n")
+    with pytest.raises(ValueError, match=r"bad.toml: not valid TOML: .*line 3"):
+        load_config(path)
+    path.write_text("[classifier]\nepoch = 3\n")
+    with pytest.raises(KeyError, match=r"bad.toml: unknown key 'classifier.epoch'; allowed: classifier.arch"):
+        load_config(path)
+    path.write_text("[run]\ncheckpoint_every = -1\n")
+    with pytest.raises(ValueError, match=r"run.checkpoint_every must be a finite number of seconds >= 0, got -1.0"):
+        load_config(path)
+    with pytest.raises(ValueError, match=r"config file .*missing.toml not found"):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_every_preset_writes_toml_that_reads_back_equal(tmp_path):
+    from infaug.config import preset_names
+
+    for name in preset_names():
+        config = load_preset(name).replace({"run.seeds": "3,4", "heuristic.rotation": 0.125})
+        path = tmp_path / f"{name}.toml"
+        path.write_text(config.to_toml())
+        assert load_config(path) == config, name
+
+
+def test_cli_config_file_with_overrides(tmp_path, monkeypatch):
+    from infaug.cli import main
+
+    seen = {}
+    monkeypatch.setattr("infaug.run.run", lambda config, out, resume=False: seen.update(config=config, out=out, resume=resume))
+    path = tmp_path / "mine.toml"
+    path.write_text('[classifier]\nepochs = 5\n[run]\nmethods = ["none", "proposed"]\n')
+    main(["run", "--config", str(path), "--set", "classifier.lr=0.01", "--seeds", "2"])
+    config = seen["config"]
+    assert config.classifier.epochs == 5 and config.classifier.lr == 0.01 and config.run.seeds == (2,)
+    assert config.run.methods == ("none", "proposed") and config.preset == "mine.toml" and str(seen["out"]) == "runs/mine"
+    main(["run", "--preset", "mnist-1pct", "--config", str(path)])  # the file over the preset
+    assert seen["config"].data.dataset == "mnist" and seen["config"].classifier.epochs == 5
+    with pytest.raises(SystemExit, match=r"infaug run: .*mine.toml: classifier.epochs must be int, got 'x'"):
+        path.write_text('[classifier]\nepochs = "x"\n')
+        main(["run", "--config", str(path)])

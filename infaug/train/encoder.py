@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from infaug import ops as fused_ops
 from infaug.engine import LastLayerInfluence
+from infaug.train.checkpoint import check_step
 from infaug.train.classifier import features
 from infaug.train.progress import progress
 
@@ -110,15 +111,18 @@ def train_encoder(
     rng: torch.Generator,
     kl: float = 0.0,
     clip: float = 0.0,
+    label: str = "E training",
 ) -> list[float]:
-    """Trains ``encoder`` in place; returns the mean I_aug of each step's batch (unscaled)."""
+    """Trains ``encoder`` in place; returns the mean I_aug of each step's batch (unscaled). A
+    non-finite loss or gradient raises :class:`infaug.train.checkpoint.NonFiniteError` (naming
+    ``label`` and the step) before the optimiser steps."""
     optimizer = torch.optim.Adam(encoder.parameters(), lr=lr)
     base = engine.up(features(model, images), labels)  # I_up(z): constant, F is fixed
     scale = (base.std() if len(base) > 1 else base.abs().mean()).clamp_min(1e-12)
     history = []
     encoder.train()
     with frozen(generator, model):
-        for _ in progress(range(steps), desc="E (influence)", unit="step"):
+        for step in progress(range(1, steps + 1), desc="E (influence)", unit="step"):
             rows = torch.randperm(len(labels), generator=rng)[:batch_size].to(images.device)
             x, y = images[rows], labels[rows]
             loss, mean_i_aug = encoder_loss(
@@ -126,10 +130,8 @@ def train_encoder(
             )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            check_step(label, step, loss, encoder.parameters())
             optimizer.step()
-            value = float(mean_i_aug.detach())
-            if value != value or abs(value) == float("inf"):
-                raise FloatingPointError(f"E training: the mean I_aug became {value} at step {len(history) + 1}")
-            history.append(value)
+            history.append(float(mean_i_aug.detach()))
     encoder.eval()
     return history

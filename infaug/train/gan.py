@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -19,6 +18,7 @@ from torch import Tensor, nn
 from infaug.augmentations import AffineRanges, affine_fields, random_affine
 from infaug.models import Critic, Generator, sampling_field
 from infaug.reference import base_grid
+from infaug.train.checkpoint import Phase, check_step, rng_states, set_rng_states
 from infaug.train.progress import progress
 
 __all__ = ["GanHistory", "gradient_penalty", "pretrain_from_config", "pretrain_generator"]
@@ -71,9 +71,12 @@ def pretrain_generator(
     anti_identity_eps: float = 0.01,
     ranges: AffineRanges = AffineRanges(),
     rng: torch.Generator,
+    checkpoint: Phase | None = None,
 ) -> GanHistory:
     """Trains ``generator`` in place on ``images`` (N, C, H, W) in [0, 1] (labels are not needed).
-    The defaults are those of ``infaug.config.GeneratorConfig``."""
+    The defaults are those of ``infaug.config.GeneratorConfig``. With ``checkpoint``, training
+    continues from the state saved there and saves its state as it goes (when due); a non-finite
+    loss or gradient raises :class:`infaug.train.checkpoint.NonFiniteError` before any step."""
     device = images.device
     _, c, h, w = images.shape
     image_critic, flow_critic = Critic(c, critic_width).to(device), Critic(2, critic_width).to(device)
@@ -82,7 +85,25 @@ def pretrain_generator(
     )
     generator_optimizer = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.9))
     identity = base_grid(h, w, align_corners=False, dtype=images.dtype, device=device)
-    history = GanHistory()
+    history, start = GanHistory(), 0
+
+    def state() -> dict:
+        return {
+            "step": len(history.generator_loss), "generator": generator.state_dict(),
+            "image_critic": image_critic.state_dict(), "flow_critic": flow_critic.state_dict(),
+            "critic_optimizer": critic_optimizer.state_dict(), "generator_optimizer": generator_optimizer.state_dict(),
+            "history": vars(history), "rng": rng_states(rng=rng),
+        }
+
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        generator.load_state_dict(saved["generator"])
+        image_critic.load_state_dict(saved["image_critic"])
+        flow_critic.load_state_dict(saved["flow_critic"])
+        critic_optimizer.load_state_dict(saved["critic_optimizer"])
+        generator_optimizer.load_state_dict(saved["generator_optimizer"])
+        history, start = GanHistory(**saved["history"]), saved["step"]
+        set_rng_states(saved["rng"], rng=rng)
 
     def batch() -> Tensor:
         return images[torch.randint(0, len(images), (batch_size,), generator=rng).to(device)]
@@ -92,7 +113,8 @@ def pretrain_generator(
         return sampling_field(*affine_fields(theta, h, w), generator.smooth)
 
     generator.train()
-    for _ in progress(range(steps), desc="G (WGAN-GP)", unit="step"):
+    critic_parameters = list(image_critic.parameters()) + list(flow_critic.parameters())
+    for step in progress(range(start + 1, steps + 1), desc="G (WGAN-GP)", unit="step", initial=start, total=steps):
         # Critics: maximise critic(real) - critic(fake), minus the gradient penalty.
         for _ in range(critic_steps):
             real, source = batch(), batch()
@@ -108,6 +130,7 @@ def pretrain_generator(
             critic_loss = -(image_gap + flow_gap) + gradient_penalty_weight * (image_gp + flow_gp)
             critic_optimizer.zero_grad(set_to_none=True)
             critic_loss.backward()
+            check_step("G pre-training (critics)", step, critic_loss, critic_parameters)
             critic_optimizer.step()
         # G: maximise both critics' scores of its outputs, and stay away from the identity.
         source = batch()
@@ -124,21 +147,22 @@ def pretrain_generator(
             )
             generator_optimizer.zero_grad(set_to_none=True)
             generator_loss.backward()
+        check_step("G pre-training (generator)", step, generator_loss, generator.parameters())
         generator_optimizer.step()
         for name, value in (
             ("image_distance", image_gap), ("flow_distance", flow_gap), ("image_penalty", image_gp),
             ("flow_penalty", flow_gp), ("generator_loss", generator_loss), ("flow_mse", flow_mse),
         ):
-            value = float(value.detach())
-            if not math.isfinite(value):
-                raise FloatingPointError(f"G pre-training: {name} became {value} at step {len(history.generator_loss) + 1}")
-            getattr(history, name).append(value)
+            getattr(history, name).append(float(value.detach()))
+        if checkpoint is not None and step < steps:
+            checkpoint.save(state, force=False, note=f"G step {step} of {steps}")
     generator.eval()
     return history
 
 
 def pretrain_from_config(
-    generator: Generator, images: Tensor, settings, *, ranges: AffineRanges, rng: torch.Generator, steps: int | None = None
+    generator: Generator, images: Tensor, settings, *, ranges: AffineRanges, rng: torch.Generator, steps: int | None = None,
+    checkpoint: Phase | None = None,
 ) -> GanHistory:
     """:func:`pretrain_generator` with the settings of a ``infaug.config.GeneratorConfig``
     (``steps`` overrides its number of generator steps)."""
@@ -146,5 +170,5 @@ def pretrain_from_config(
         generator, images, steps=settings.steps if steps is None else steps, critic_steps=settings.critic_steps,
         critic_width=settings.critic_width, batch_size=settings.batch_size, lr=settings.lr,
         gradient_penalty_weight=settings.gradient_penalty, anti_identity=settings.anti_identity,
-        anti_identity_eps=settings.anti_identity_eps, ranges=ranges, rng=rng,
+        anti_identity_eps=settings.anti_identity_eps, ranges=ranges, rng=rng, checkpoint=checkpoint,
     )

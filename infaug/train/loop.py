@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from infaug.augmenter import Augmenter
 from infaug.config import Config
+from infaug.train.checkpoint import Checkpoints, Phase, rng_states, set_rng_states
 from infaug.train.classifier import ClassifierTrainer, evaluate, influence_engine
 from infaug.train.encoder import i_aug, train_encoder
 from infaug.train.seeds import derive
@@ -86,12 +87,17 @@ def make_augmentation(method: str, task: Task, config: Config, generator: Option
     raise ValueError(f"method must be one of none, heuristic, random_g, proposed, trivialaugment, randaugment; got {method!r}")
 
 
-def run_method(method: str, task: Task, config: Config, seed: int, *, generator: Optional[nn.Module] = None) -> MethodResult:
+def run_method(
+    method: str, task: Task, config: Config, seed: int, *, generator: Optional[nn.Module] = None, checkpoint: Optional[Phase] = None
+) -> MethodResult:
     """Trains F with ``method``'s augmentation by the alternating loop and evaluates it.
 
-    ``generator`` is the pre-trained G (random_g and proposed); it is not modified.
+    ``generator`` is the pre-trained G (random_g and proposed); it is not modified. With
+    ``checkpoint``, a run continues from what was saved there (a finished method is only
+    rebuilt), saves after every phase and, when due, after every epoch: the result is the same
+    as that of an uninterrupted run, bit for bit on the CPU.
     """
-    start = time.perf_counter()
+    checkpoint = checkpoint if checkpoint is not None else Checkpoints(None).phase(method)  # off: only the clock
     c, e = config.classifier, config.encoder
     torch.manual_seed(derive(seed, "F"))  # the same F initialisation for every method of a seed
     model = task.make_classifier()
@@ -109,42 +115,75 @@ def run_method(method: str, task: Task, config: Config, seed: int, *, generator:
         model, total_epochs=c.epochs, steps_per_epoch=steps_per_epoch, lr=c.lr, weight_decay=c.weight_decay, damping=c.damping
     )
     schedule = round_epochs(c.epochs, config.loop.rounds, config.loop.warmup)
-    trainer.train(train_x, train_y, schedule[0], augment=augment, batch_size=c.batch_size, generator=batches,
-                  augment_rng=rng, label=f"{method} F warm-up")
-    rounds, encoder_history, holdout, check, check_seconds = [], [], {}, {}, 0.0
-    holdout_x, holdout_y = train_x[task.holdout_rows], train_y[task.holdout_rows]
-    for number, epochs in enumerate(schedule[1:], 1):
-        # s_val at F's current weights, over the training samples and one draw of their augmentations.
-        with torch.no_grad():
-            augmented = augment(train_x, measure) if augment is not None else None
-        engine = influence_engine(model, task.train, task.validation, damping=c.damping, train_augmented=augmented)
-        record = {"round": number, "val_loss": evaluate(model, *task.validation)[0]}
-        if augment is not None:
-            record["holdout_i_aug"] = _mean_i_aug(model, engine, holdout_x, holdout_y, augment, measure)
+    rounds, encoder_history, holdout, check = [], [], {}, {}
+    check_seconds = 0.0  # the diagnostic's time, not part of the method's
+
+    def state(**finished) -> dict:
+        return {
+            "trainer": trainer.state_dict(), "encoder": None if encoder is None else encoder.state_dict(),
+            "encoder_training": encoder is not None and encoder.training,
+            "rounds": rounds, "encoder_history": encoder_history, "holdout": holdout, "check": check,
+            "check_seconds": check_seconds,
+            "rng": rng_states(batches=batches, rng=rng, measure=measure), **finished,
+        }
+
+    saved = checkpoint.load()
+    if saved is not None:
+        trainer.load_state_dict(saved["trainer"])
         if encoder is not None:
-            # E: minimise the mean I_aug of its augmentations over the samples it trains on (F, G fixed).
-            rows = task.encoder_rows
-            encoder_start = time.perf_counter()
-            encoder_history.append(
-                train_encoder(encoder, generator, model, engine, train_x[rows], train_y[rows], steps=e.steps,
-                              batch_size=e.batch_size, lr=e.lr, penalty=e.tau_penalty, rng=rng, kl=e.kl, clip=e.clip)
-            )
-            record["encoder_seconds"] = time.perf_counter() - encoder_start
-            record["holdout_i_aug_trained"] = _mean_i_aug(model, engine, holdout_x, holdout_y, augment, measure)
-            if number == len(schedule) - 1:
-                holdout = _compare_on_holdout(model, engine, task, config, generator, encoder, measure)
-                if task.kind == "images" and config.loop.last_layer_check:
-                    check_start = time.perf_counter()
-                    check = _last_layer_check(model, task, config, generator, encoder, seed)
-                    check_seconds = time.perf_counter() - check_start  # a diagnostic, not part of the method's time
-        rounds.append(record)
-        # F: train further on originals plus the augmentations.
-        trainer.train(train_x, train_y, epochs, augment=augment, batch_size=c.batch_size, generator=batches,
-                      augment_rng=rng, label=f"{method} F round {number}")
+            encoder.load_state_dict(saved["encoder"])
+            encoder.train(saved["encoder_training"])
+        rounds, encoder_history, holdout, check = saved["rounds"], saved["encoder_history"], saved["holdout"], saved["check"]
+        check_seconds = saved["check_seconds"]
+        set_rng_states(saved["rng"], batches=batches, rng=rng, measure=measure)
+        if "result" in saved:
+            return MethodResult(method, seed, **saved["result"], seconds=saved["seconds"] - check_seconds, model=model, augment=augment, encoder=encoder,
+                                generator=generator if method in ("random_g", "proposed") else None, rounds=rounds,
+                                encoder_history=encoder_history, holdout_i_aug=holdout, last_layer_check=check)
+    save = checkpoint.save
+    holdout_x, holdout_y = train_x[task.holdout_rows], train_y[task.holdout_rows]
+    for number, epochs in enumerate(schedule):  # 0: F's warm-up; then the rounds
+        if number >= 1 and len(rounds) < number:
+            # s_val at F's current weights, over the training samples and one draw of their augmentations.
+            with torch.no_grad():
+                augmented = augment(train_x, measure) if augment is not None else None
+            engine = influence_engine(model, task.train, task.validation, damping=c.damping, train_augmented=augmented)
+            record = {"round": number, "val_loss": evaluate(model, *task.validation)[0]}
+            if augment is not None:
+                record["holdout_i_aug"] = _mean_i_aug(model, engine, holdout_x, holdout_y, augment, measure)
+            if encoder is not None:
+                # E: minimise the mean I_aug of its augmentations over the samples it trains on (F, G fixed).
+                rows = task.encoder_rows
+                encoder_start = time.perf_counter()
+                encoder_history.append(
+                    train_encoder(encoder, generator, model, engine, train_x[rows], train_y[rows], steps=e.steps,
+                                  batch_size=e.batch_size, lr=e.lr, penalty=e.tau_penalty, rng=rng, kl=e.kl, clip=e.clip,
+                                  label=f"seed {seed} {method} E round {number}")
+                )
+                record["encoder_seconds"] = time.perf_counter() - encoder_start
+                record["holdout_i_aug_trained"] = _mean_i_aug(model, engine, holdout_x, holdout_y, augment, measure)
+                if number == len(schedule) - 1:
+                    holdout = _compare_on_holdout(model, engine, task, config, generator, encoder, measure)
+                    if task.kind == "images" and config.loop.last_layer_check:
+                        check_start = time.perf_counter()
+                        check = _last_layer_check(model, task, config, generator, encoder, seed)
+                        check_seconds += time.perf_counter() - check_start  # a diagnostic, not part of the method's time
+            rounds.append(record)
+            save(state, note=f"round {number} measured" + (" and E trained" if encoder is not None else ""))
+        # F: train on originals plus the augmentations, up to the end of this part of the schedule.
+        remaining = sum(schedule[: number + 1]) - trainer.epochs_done
+        if remaining > 0:
+            label = f"seed {seed} {method} F " + (f"round {number}" if number else "warm-up")
+            trainer.train(train_x, train_y, remaining, augment=augment, batch_size=c.batch_size, generator=batches,
+                          augment_rng=rng, label=label,
+                          on_epoch=lambda: save(state, force=False, note=f"F epoch {trainer.epochs_done} of {c.epochs}"))
+            save(state, note=f"F epoch {trainer.epochs_done} of {c.epochs}")
     val_loss, val_accuracy = evaluate(model, *task.validation)
     test_loss, test_accuracy = evaluate(model, *task.test)
+    result = {"test_loss": test_loss, "test_accuracy": test_accuracy, "val_loss": val_loss, "val_accuracy": val_accuracy}
+    save(lambda: state(result=result), note="finished")
     return MethodResult(
-        method, seed, test_loss, test_accuracy, val_loss, val_accuracy, time.perf_counter() - start - check_seconds, model, augment,
+        method, seed, test_loss, test_accuracy, val_loss, val_accuracy, checkpoint.elapsed() - check_seconds, model, augment,
         encoder, generator if method in ("random_g", "proposed") else None, rounds, encoder_history, holdout, check,
     )
 

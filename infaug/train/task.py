@@ -14,13 +14,14 @@ from torch import Tensor, nn
 
 from infaug.augmentations import HeuristicAugmentation
 from infaug.config import Config
-from infaug.data import Digits, embedded_digits, load_mnist
+from infaug.data import Digits
+from infaug.data.datasets import load_dataset
 from infaug.data.splits import Splits, make_splits
 from infaug.data.toy2d import toy2d
 from infaug.train.seeds import derive
 from infaug.models import MLP, AllConvNet, Encoder, Generator, PointEncoder, TranslationGenerator, resnet56
 
-__all__ = ["Task", "build_task", "load_pool"]
+__all__ = ["Task", "build_task", "check_task", "load_pool"]
 
 Pair = Tuple[Tensor, Tensor]
 
@@ -46,16 +47,41 @@ class Task:
 
 
 def load_pool(config: Config) -> Tuple[Digits, Optional[Digits]]:
-    """(the pool of training data, the official test set or None) for ``config.data``."""
+    """(the pool of training data, the official test set or None) for ``config.data``; files are
+    checked (sizes, checksums) as they are read."""
     data = config.data
-    if data.dataset == "embedded":
-        return embedded_digits(), None
-    if data.dataset == "mnist":
-        if not data.data_dir:
-            raise ValueError("config: data.data_dir must name the folder that holds MNIST/raw for data.dataset = 'mnist'")
-        return load_mnist(data.data_dir, "train"), load_mnist(data.data_dir, "test")
-    points, labels = toy2d(data.labelled + data.test + max(data.unlabelled, 0), seed=12345)
-    return Digits(points, labels), None
+    if data.dataset == "toy2d":
+        points, labels = toy2d(data.labelled + data.test + max(data.unlabelled, 0), seed=12345)
+        return Digits(points, labels), None
+    return load_dataset(data.dataset, data.data_dir, image_size=data.image_size, channels=data.channels)
+
+
+def check_task(task: "Task", config: Config, methods) -> None:
+    """Stops before any training when the data cannot go through the networks or the methods:
+    a forward pass of one sample through F and G, and the channel counts kornia's policies take."""
+    if task.kind != "images":
+        return
+    shape = task.shape
+    if {"trivialaugment", "randaugment"} & set(methods) and shape[0] not in (1, 3):
+        raise ValueError(f"data: images of {shape[0]} channels; kornia's policies (trivialaugment, randaugment) take "
+                         f"1 or 3: set data.channels = 3, or leave those methods out of run.methods")
+    sample = task.train[0][:2]
+    with torch.random.fork_rng(devices=[]):  # building the networks here must not move the run's random state
+        _forward_check(task, config, sample)
+
+
+def _forward_check(task: "Task", config: Config, sample: Tensor) -> None:
+    shape = task.shape
+    for name, make in (("classifier.arch = " + repr(config.classifier.arch), task.make_classifier), ("G", task.make_generator)):
+        try:
+            with torch.no_grad():
+                net = make().eval()
+                out = net(sample) if name != "G" else net(sample, net.sample_latent(len(sample)))
+        except RuntimeError as error:
+            raise ValueError(f"data: images of shape {shape} do not go through {name}: {error}; "
+                             "set data.image_size (and data.channels) to a shape it takes") from None
+        if name == "G" and out.shape != sample.shape:
+            raise ValueError(f"data: G turns images of shape {shape} into {tuple(out.shape[1:])}; set data.image_size")
 
 
 def build_task(config: Config, seed: int, device: torch.device, pool: Digits, official_test: Optional[Digits]) -> Task:
