@@ -203,12 +203,12 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
-def main(argv: list[str] | None = None):
+def main(argv: list[str] | None = None) -> None:
     argv = list(argv) if argv is not None else __import__("sys").argv[1:]
     if not argv:
         argv = ["run"]  # `infaug` alone runs the default preset
     args = parser().parse_args(argv)
-    return args.run(args)
+    args.run(args)  # returns None: the console script exits with status 0
 
 
 if __name__ == "__main__":

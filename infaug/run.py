@@ -79,16 +79,17 @@ def _setup_log(out: Path, append: bool = False) -> logging.Handler:
 def check_output_dir(out: Path, need: int = MIN_FREE_BYTES) -> None:
     """Fails now, not after an hour, when ``out`` cannot be created, is not writable or has less
     than ``need`` bytes free: a probe file is written, synced and removed."""
+    probe = out / ".infaug-write-probe"
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".infaug-write-probe"
-        with open(probe, "wb") as f:
-            f.write(b"\0" * (1 << 20))
-            f.flush()
-            os.fsync(f.fileno())
-        probe.unlink()
+        try:
+            with open(probe, "wb") as f:
+                f.write(b"\0" * (1 << 20))
+                f.flush()
+                os.fsync(f.fileno())
+        finally:
+            probe.unlink(missing_ok=True)
     except OSError as error:
-        (out / ".infaug-write-probe").unlink(missing_ok=True) if out.is_dir() else None
         raise RunError(f"output directory {out} is not usable: {error.strerror or error} ({type(error).__name__}); "
                        "choose another with --out") from None
     free = shutil.disk_usage(out).free

@@ -166,13 +166,18 @@ def test_load_idx_dataset_missing_files(tmp_path):
         load_idx_dataset(tmp_path, "Mine", "val")
 
 
-@needs_mnist
-def test_truncated_mnist_file_names_file_and_sizes(tmp_path):
-    raw = tmp_path / "MNIST" / "raw"
+def copy_mnist_test_split(root):
+    """MNIST's two test files copied into root/MNIST/raw: (that folder, the labels file)."""
+    raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
         shutil.copyfile(DATA_DIR / "MNIST" / "raw" / name, raw / name)
-    labels = raw / "t10k-labels-idx1-ubyte.gz"
+    return raw, raw / "t10k-labels-idx1-ubyte.gz"
+
+
+@needs_mnist
+def test_truncated_mnist_file_names_file_and_sizes(tmp_path):
+    raw, labels = copy_mnist_test_split(tmp_path)
     labels.write_bytes(labels.read_bytes()[:3000])
     with pytest.raises(CorruptFileError, match=r"MNIST/raw/t10k-labels-idx1-ubyte.gz: expected 4542 bytes, found 3000"):
         load_mnist(tmp_path, "test")
@@ -185,11 +190,7 @@ def test_truncated_mnist_file_names_file_and_sizes(tmp_path):
 
 @needs_mnist
 def test_corrupt_mnist_file_of_the_right_size_names_both_md5s(tmp_path):
-    raw = tmp_path / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
-        shutil.copyfile(DATA_DIR / "MNIST" / "raw" / name, raw / name)
-    labels = raw / "t10k-labels-idx1-ubyte.gz"
+    raw, labels = copy_mnist_test_split(tmp_path)
     data = bytearray(labels.read_bytes())
     data[2000] ^= 0x01
     labels.write_bytes(bytes(data))

@@ -160,7 +160,8 @@ def test_a_folder_of_images_runs_end_to_end(colour, tmp_path, capsys):
     args = ["run", "--dataset", "folder", "--data-dir", str(data), "--out", str(tmp_path / "out"), "--methods", "none,heuristic,proposed,randaugment"]
     for key, value in tiny.items():
         args += ["--set", f"{key}={value}"]
-    metrics = main(args)
+    assert main(args) is None  # the console script's exit status: 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["config"]["data"]["dataset"] == "folder"
     assert metrics["splits"]["0"]["train"]["count"] == 30 and metrics["splits"]["0"]["test"]["count"] == 30
     augmenter = __import__("infaug").Augmenter.load(tmp_path / "out" / "augmenter-seed0.pt")
@@ -215,3 +216,14 @@ def test_images_the_networks_cannot_take_stop_before_training(tmp_path, monkeypa
     with pytest.raises(ValueError, match=r"data: images of shape \(1, 28, 28\) do not go through classifier.arch = 'allconv'"):
         run(config, tmp_path, echo=None)
     assert not trained
+
+
+def test_the_console_script_exits_with_status_0(tiny_run):
+    """`infaug` is `sys.exit(infaug.cli.main())`: main must return None, or the exit status is 1."""
+    import subprocess
+    import sys
+
+    out, _ = tiny_run
+    code = f"import sys; from infaug.cli import main; sys.exit(main(['table', {str(out / 'metrics.json')!r}]))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
