@@ -28,6 +28,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -130,7 +131,10 @@ def run_command(args: argparse.Namespace) -> dict:
         raise SystemExit(f"infaug run: {error.args[0] if error.args else error}") from None
     try:
         return run(config, out, resume=args.resume)
-    except (RunError, CorruptFileError, FileNotFoundError) as error:
+    except (RunError, CorruptFileError, FileNotFoundError, ValueError) as error:
+        # bad input (data, configuration, folder): one line that says what to do; INFAUG_DEBUG=1 shows the traceback
+        if os.environ.get("INFAUG_DEBUG") == "1":
+            raise
         raise SystemExit(f"infaug run: {error}") from None
 
 

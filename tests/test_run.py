@@ -227,3 +227,12 @@ def test_the_console_script_exits_with_status_0(tiny_run):
     code = f"import sys; from infaug.cli import main; sys.exit(main(['table', {str(out / 'metrics.json')!r}]))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
+def test_cli_reports_bad_data_in_one_line(tmp_path, monkeypatch):
+    args = ["run", "--dataset", "nosuch", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit, match=r"^infaug run: unknown dataset 'nosuch': no folder .*nosuch/raw"):
+        main(args)
+    monkeypatch.setenv("INFAUG_DEBUG", "1")
+    with pytest.raises(ValueError, match="unknown dataset 'nosuch'"):
+        main(args)
