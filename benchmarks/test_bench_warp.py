@@ -192,7 +192,15 @@ def run_case(bench, assert_close_outputs, op: str, device: str, shape, smooth: i
     if candidate != "reference":
         expected = make_step(op, getattr(reference, op), mode, tensors, smooth)()
         tolerance = TOLERANCE["forward" if mode == "forward" else "backward"]
-        assert_close_outputs(f"{op} {candidate} {mode}", got, expected, tolerance)
+        try:
+            assert_close_outputs(f"{op} {candidate} {mode}", got, expected, tolerance)
+        except AssertionError as error:
+            if candidate != "reference_compiled":
+                raise
+            # torch.compile's own result disagrees with eager torch (measured on the CPU at
+            # 256x3x32x32, smooth 5, backward: 2.5e-3 to 3.4e-3 relative): not infaug's to fix,
+            # and a candidate that computes something else is not timed.
+            pytest.skip(f"the reference under torch.compile disagrees with eager: {str(error).splitlines()[0]}")
     n, c, h, w = shape
     bench(step, torch.device(device), group=f"{op} {device} {n}x{c}x{h}x{w} smooth={smooth} {mode}",
           candidate=candidate, bytes_moved=floor_bytes(op, mode, shape),
