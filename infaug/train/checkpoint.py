@@ -156,6 +156,3 @@ class Phase:
         atomic_write(self.path, lambda temporary: torch.save(value, temporary))
         self._saved_at = now
         return True
-
-    def due(self) -> bool:
-        return self.path is not None and time.monotonic() - self._saved_at >= self.checkpoints.every
