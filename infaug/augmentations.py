@@ -41,6 +41,12 @@ class AffineRanges:
     shear: float = 0.15
     brightness: float = 0.1
     contrast: float = 0.2
+    strength: float = 1.0  # the heuristic method draws from every range times this; G's flow critic from the ranges as given
+
+    def scaled(self) -> "AffineRanges":
+        """These ranges, each multiplied by ``strength`` (and ``strength`` 1): what the heuristic draws from."""
+        values = {name: value * self.strength for name, value in vars(self).items() if name != "strength"}
+        return AffineRanges(**values, strength=1.0)
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
@@ -91,7 +97,7 @@ class HeuristicAugmentation:
     through the fused op (``smooth=1``, so a global affine stays exactly affine)."""
 
     def __init__(self, ranges: AffineRanges) -> None:
-        self.ranges = ranges
+        self.ranges = ranges.scaled()
 
     def __call__(self, x: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
         n, c, h, w = x.shape

@@ -37,17 +37,22 @@ class Augmenter(nn.Module):
     Args:
         generator: G (``infaug.models.Generator``). encoder: E (``infaug.models.Encoder``) or None
             to sample tau from G's prior.
+        temperature: without an encoder, tau is drawn from N(0, temperature^2 I) (1: G's prior).
     """
 
-    def __init__(self, generator: Generator, encoder: Optional[Encoder] = None) -> None:
+    def __init__(self, generator: Generator, encoder: Optional[Encoder] = None, temperature: float = 1.0) -> None:
         super().__init__()
+        if not (isinstance(temperature, (int, float)) and 0 < temperature < float("inf")):
+            raise ValueError(f"Augmenter: temperature must be a finite number > 0, got {temperature!r}")
         self.generator = generator
         self.encoder = encoder
+        self.temperature = float(temperature)
 
     def latent(self, x: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
         """tau (N, latent) for the batch x."""
         if self.encoder is None:
-            return self.generator.sample_latent(x.shape[0], generator=generator, device=x.device)
+            tau = self.generator.sample_latent(x.shape[0], generator=generator, device=x.device)
+            return tau if self.temperature == 1.0 else self.temperature * tau
         return self.encoder(x, generator=generator)
 
     def forward(self, x: Tensor, generator: Optional[torch.Generator] = None, *, return_params: bool = False):
@@ -66,6 +71,7 @@ class Augmenter(nn.Module):
         g = self.generator
         payload = {
             "format": FORMAT,
+            "temperature": self.temperature,
             "generator": {
                 "args": dict(channels=g.channels, height=g.height, width=g.width, latent=g.latent,
                              spatial_latent=g.spatial_latent, hidden=g.spatial[1].out_channels,
@@ -94,4 +100,4 @@ class Augmenter(nn.Module):
         if payload["encoder"] is not None:
             encoder = Encoder(**payload["encoder"]["args"])
             encoder.load_state_dict(payload["encoder"]["state"])
-        return cls(generator, encoder).to(map_location).eval()
+        return cls(generator, encoder, temperature=payload.get("temperature", 1.0)).to(map_location).eval()

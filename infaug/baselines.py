@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["POLICIES", "KorniaPolicy"]
+__all__ = ["POLICIES", "KorniaPolicy", "scaled_trivialaugment_policy"]
 
 POLICIES = ("trivialaugment", "randaugment")
 
@@ -40,10 +40,33 @@ POLICIES = ("trivialaugment", "randaugment")
 RANDAUGMENT_DEFAULTS = {"n": 2, "m": 10}
 
 
+def scaled_trivialaugment_policy(scale: float) -> list:
+    """kornia's default TrivialAugment policy with the width of every magnitude range times
+    ``scale`` in (0, 1], around the operation's identity: rotate, shear and translate ranges
+    (-a, a) become (-scale a, scale a); contrast, brightness and sharpness factors (0.1, 1.9)
+    become 1 -+ 0.9 scale. auto_contrast, equalize, posterize and solarize keep their ranges
+    (their magnitudes have no identity in the middle of the range). ``scale`` 1 is kornia's policy."""
+    from kornia.augmentation.auto.trivial_augment.trivial_augment import default_policy
+
+    if not (isinstance(scale, (int, float)) and 0 < scale <= 1):
+        raise ValueError(f"scale must be a number in (0, 1], got {scale!r}")
+    policy = []
+    for ((op, low, high),) in default_policy:
+        if scale != 1 and op in ("rotate", "shear_x", "shear_y", "translate_x", "translate_y", "contrast", "brightness", "sharpness"):
+            middle = (low + high) / 2
+            low, high = middle + scale * (low - middle), middle + scale * (high - middle)
+        policy.append([(op, low, high)])
+    return policy
+
+
 def _build(name: str, options: dict) -> torch.nn.Module:
     from kornia.augmentation.auto import RandAugment, TrivialAugment
 
     if name == "trivialaugment":
+        options = dict(options)
+        scale = options.pop("scale", 1.0)
+        if scale != 1.0:
+            options["policy"] = scaled_trivialaugment_policy(scale)
         return TrivialAugment(**options)
     return RandAugment(**{**RANDAUGMENT_DEFAULTS, **options})
 
@@ -56,7 +79,8 @@ class KorniaPolicy(torch.nn.Module):
         channels: image channels, 1 (grey) or 3 (RGB).
         **options: passed to the kornia constructor unchanged: for RandAugment ``n`` (operations per
             call) and ``m`` (magnitude, kornia accepts 0 < m < 30; defaults n=2, m=10), ``policy``
-            and ``transformation_matrix_mode`` for both. kornia's own errors (e.g. a ValueError for
+            and ``transformation_matrix_mode`` for both; for TrivialAugment also ``scale`` in (0, 1],
+            kornia's default policy with narrower magnitude ranges (:func:`scaled_trivialaugment_policy`). kornia's own errors (e.g. a ValueError for
             ``m=30``, a TypeError for an unknown option) come through as they are.
 
     One-channel images are repeated to three channels, the policy is applied, and the three

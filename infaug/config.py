@@ -85,6 +85,7 @@ class GeneratorConfig:
     gradient_penalty: float = 10.0
     anti_identity: float = 0.02  # weight of the two 1 / (MSE + eps) terms
     anti_identity_eps: float = 0.01
+    temperature: float = 1.0  # random_g draws tau from N(0, temperature^2 I)
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class KorniaConfig:
 
     randaugment_n: int = 2
     randaugment_m: int = 10
+    trivialaugment_scale: float = 1.0  # multiplies the widths of TrivialAugment's magnitude ranges (see infaug.baselines)
 
 
 @dataclass(frozen=True)
@@ -263,6 +265,7 @@ def _validate(c: Config) -> None:
         _check(getattr(g, name) >= 1, f"generator.{name}", ">= 1", getattr(g, name))
     for name in ("lr",):
         _check(getattr(g, name) > 0, f"generator.{name}", "> 0", getattr(g, name))
+    _check(g.temperature > 0 and math.isfinite(g.temperature), "generator.temperature", "a finite number > 0", g.temperature)
     for name in ("gradient_penalty", "anti_identity", "anti_identity_eps"):
         _check(getattr(g, name) >= 0, f"generator.{name}", ">= 0", getattr(g, name))
     e = c.encoder
@@ -274,6 +277,7 @@ def _validate(c: Config) -> None:
     _check(d.unlabelled >= -1, "data.unlabelled", ">= 0, or -1 for all", d.unlabelled)
     _check(d.test >= 0, "data.test", ">= 0", d.test)
     _check(0 < c.kornia.randaugment_m < 30, "kornia.randaugment_m", "in (0, 30) (kornia's range)", c.kornia.randaugment_m)
+    _check(0 < c.kornia.trivialaugment_scale <= 1, "kornia.trivialaugment_scale", "in (0, 1]", c.kornia.trivialaugment_scale)
     _check(c.kornia.randaugment_n >= 1, "kornia.randaugment_n", ">= 1", c.kornia.randaugment_n)
     _check(len(set(c.run.methods)) == len(c.run.methods), "run.methods", "a list without repeats", list(c.run.methods))
     _check(len(set(c.run.seeds)) == len(c.run.seeds), "run.seeds", "a list without repeats", list(c.run.seeds))

@@ -283,7 +283,7 @@ def _run_seeds(config: Config, out: Path, echo, device, pool, official_test, che
             generator, g_seconds, g_history = pretrain(task, config, seed, checkpoints)
             _say(echo, f"seed {seed}: G pre-trained in {g_seconds:.1f} s")
             if isinstance(generator, Generator):
-                Augmenter(generator).save(out / f"random_g-seed{seed}.pt")
+                Augmenter(generator, temperature=config.generator.temperature).save(out / f"random_g-seed{seed}.pt")
         for method in methods:
             result = run_method(method, task, config, seed, generator=generator, checkpoint=checkpoints.phase(f"seed{seed}-{method}"))
             seconds = result.seconds + (g_seconds if method in ("random_g", "proposed") else 0.0)

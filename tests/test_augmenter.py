@@ -65,3 +65,17 @@ def test_augmenter_in_a_plain_training_loop():
     loss.backward()
     optimizer.step()
     assert all(not torch.equal(a, p) for a, p in zip(before, model.parameters()))
+
+
+def test_temperature_scales_the_prior_draw_and_is_saved(tmp_path):
+    augmenter = _augmenter(with_encoder=False)
+    hot = infaug.Augmenter(augmenter.generator, temperature=1.5)
+    x = torch.rand(5, 1, 28, 28)
+    torch.testing.assert_close(hot.latent(x, torch.Generator().manual_seed(2)),
+                               1.5 * augmenter.latent(x, torch.Generator().manual_seed(2)))
+    loaded = infaug.Augmenter.load(hot.save(tmp_path / "hot.pt"))
+    assert loaded.temperature == 1.5
+    with torch.no_grad():
+        assert torch.equal(loaded(x, generator=torch.Generator().manual_seed(1)), hot(x, generator=torch.Generator().manual_seed(1)))
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0, got 0"):
+        infaug.Augmenter(augmenter.generator, temperature=0)

@@ -247,3 +247,19 @@ def test_no_gradient():
 def test_docstring_example_runs():
     result = doctest.testmod(infaug.baselines, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_scaled_trivialaugment_policy_narrows_the_ranges_around_the_identity():
+    from kornia.augmentation.auto.trivial_augment.trivial_augment import default_policy
+
+    from infaug.baselines import scaled_trivialaugment_policy
+
+    assert scaled_trivialaugment_policy(1.0) == [list(p) for p in default_policy]
+    half = {op: (low, high) for ((op, low, high),) in scaled_trivialaugment_policy(0.5)}
+    assert half["rotate"] == (-15.0, 15.0) and half["translate_x"] == (-0.25, 0.25)
+    assert half["contrast"] == pytest.approx((0.55, 1.45)) and half["posterize"] == (0.0, 4)
+    with pytest.raises(ValueError, match="scale must be a number in"):
+        scaled_trivialaugment_policy(0.0)
+    x = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    plain, same = KorniaPolicy("trivialaugment", channels=1), KorniaPolicy("trivialaugment", channels=1, scale=1.0)
+    assert torch.equal(plain(x, torch.Generator().manual_seed(5)), same(x, torch.Generator().manual_seed(5)))

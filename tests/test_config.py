@@ -37,6 +37,9 @@ def test_overrides_parse_strings_from_the_command_line():
         ({"run.methods": "none,magic"}, ValueError, "run.methods must be a non-empty list from none"),
         ({"run.device": "tpu"}, ValueError, "run.device must be 'auto', 'cpu' or 'cuda"),
         ({"heuristic.rotation": -1.0}, ValueError, "AffineRanges.rotation must be a finite number >= 0"),
+        ({"heuristic.strength": -0.5}, ValueError, "AffineRanges.strength must be a finite number >= 0, got -0.5"),
+        ({"generator.temperature": 0.0}, ValueError, "generator.temperature must be a finite number > 0, got 0.0"),
+        ({"kornia.trivialaugment_scale": 1.5}, ValueError, "kornia.trivialaugment_scale must be in (0, 1], got 1.5"),
     ],
 )
 def test_bad_values_name_the_key(overrides, error, message):

@@ -99,3 +99,14 @@ def test_translation_generator():
     g = TranslationGenerator(0.5)
     x = torch.zeros(3, 2)
     torch.testing.assert_close(g(x, torch.ones(3, 2)), torch.full((3, 2), 0.5))
+
+
+def test_heuristic_strength_scales_every_range_but_not_the_ranges_themselves():
+    from infaug.augmentations import AffineRanges, HeuristicAugmentation
+
+    ranges = AffineRanges(strength=2.0)
+    assert ranges.rotation == 15.0 and ranges.scaled() == AffineRanges(rotation=30.0, translation=0.2, scale=0.2,
+                                                                        shear=0.3, brightness=0.2, contrast=0.4)
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    still = HeuristicAugmentation(AffineRanges(strength=0.0))(x, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(still, x, atol=1e-5, rtol=0)

@@ -74,14 +74,16 @@ def make_augmentation(method: str, task: Task, config: Config, generator: Option
         if task.kind == "points":
             source = (lambda x, rng: generator.sample_latent(len(x), generator=rng, device=x.device)) if encoder is None else encoder
             return lambda x, rng: generator(x, source(x, rng))
-        augmenter = Augmenter(generator, encoder)
+        temperature = config.generator.temperature if method == "random_g" else 1.0
+        augmenter = Augmenter(generator, encoder, temperature=temperature)
         return lambda x, rng: augmenter(x, generator=rng)
     if method in ("trivialaugment", "randaugment"):
         if task.kind != "images":
             raise ValueError(f"method {method!r} augments images; it does not apply to the toy2d points")
         from infaug.baselines import KorniaPolicy
 
-        options = {"n": config.kornia.randaugment_n, "m": config.kornia.randaugment_m} if method == "randaugment" else {}
+        k = config.kornia
+        options = {"n": k.randaugment_n, "m": k.randaugment_m} if method == "randaugment" else {"scale": k.trivialaugment_scale}
         policy = KorniaPolicy(method, channels=task.shape[0], **options)
         return lambda x, rng: policy(x, rng)
     raise ValueError(f"method must be one of none, heuristic, random_g, proposed, trivialaugment, randaugment; got {method!r}")
@@ -209,7 +211,8 @@ def _compare_on_holdout(model, engine, task: Task, config: Config, generator, en
     x, y = task.train[0][task.holdout_rows], task.train[1][task.holdout_rows]
     out = {}
     for name, source in (("proposed", encoder), ("random_g", None), ("heuristic", "heuristic")):
-        augment = task.heuristic if source == "heuristic" else make_augmentation("proposed", task, config, generator, source)
+        kind = "random_g" if source is None else "proposed"
+        augment = task.heuristic if source == "heuristic" else make_augmentation(kind, task, config, generator, source)
         out[name] = _i_aug_draws(model, engine, x, y, augment, rng).cpu()
     return out
 
@@ -224,7 +227,7 @@ def _last_layer_check(model, task: Task, config: Config, generator, encoder, see
     x = task.train[0]
     augmented = {
         "proposed": make_augmentation("proposed", task, config, generator, encoder)(x, rng),
-        "random_g": make_augmentation("proposed", task, config, generator, None)(x, rng),
+        "random_g": make_augmentation("random_g", task, config, generator, None)(x, rng),
         "heuristic": task.heuristic(x, rng),
     }
     return last_layer_check(model, task.train, task.validation, augmented, damping=config.classifier.damping, seed=seed)

@@ -1,0 +1,120 @@
+"""Tuning on the validation split (issue 11): every method gets the same number of trials, judged by
+the mean validation loss over the tuning seeds; the test set is never evaluated here.
+
+Each trial is one method run by the same code as ``infaug run`` (``infaug.train.loop.run_method``)
+with a few config overrides, on tuning seeds that are not the reported ones (their labelled subsets
+differ). The task's test split is replaced by its validation split before anything runs, so no
+trial can touch the test images. G is pre-trained once per seed (no trial changes G's config) and
+cached with every trial in ``OUT/checkpoints``, so a killed tuning run continues where it stopped.
+
+    python results/mnist/tune.py --setting 1pct --seeds 100 101     # writes results/mnist/tuning/1pct/
+    python results/mnist/tune.py --setting 1pct --seeds 100 --select  # only print the choice
+
+Writes ``trials.jsonl`` (one line per finished trial: seed, method, overrides, validation loss and
+accuracy, seconds) and ``choice.json`` (per method, the trial with the lowest mean validation loss
+over the seeds every trial of that method finished on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from infaug.config import load_preset
+from infaug.run import pretrain, resolve_device
+from infaug.train.checkpoint import Checkpoints
+from infaug.train.loop import run_method
+from infaug.train.task import build_task, load_pool
+
+# The same number of trials for every method; the first is the shipped preset's value.
+TRIALS = {
+    "none": [{}, {"classifier.lr": 0.001}, {"classifier.lr": 0.004}],
+    "heuristic": [{}, {"heuristic.strength": 1.5}, {"heuristic.strength": 2.0}],
+    "random_g": [{}, {"generator.temperature": 0.75}, {"generator.temperature": 1.25}],
+    "proposed": [{}, {"loop.rounds": 6}, {"encoder.kl": 0.1}],
+    "trivialaugment": [{}, {"kornia.trivialaugment_scale": 0.5}, {"kornia.trivialaugment_scale": 0.25}],
+    "randaugment": [{}, {"kornia.randaugment_m": 5}, {"kornia.randaugment_n": 1, "kornia.randaugment_m": 5}],
+}
+FIXED = {"loop.last_layer_check": False}  # a diagnostic: it changes no training and costs time
+
+
+def key(overrides: dict) -> str:
+    return json.dumps(overrides, sort_keys=True)
+
+
+def finished(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def choose(trials: list[dict]) -> dict:
+    """Per method: the overrides with the lowest mean validation loss over the seeds on which every
+    trial of the method finished, with the table it was chosen from."""
+    choice = {}
+    for method, candidates in TRIALS.items():
+        rows = [t for t in trials if t["method"] == method]
+        seeds = sorted(set.intersection(*[{t["seed"] for t in rows if t["overrides"] == key(c)} for c in candidates]) if rows else set())
+        if not seeds:
+            continue
+        table = []
+        for c in candidates:
+            done = [t for t in rows if t["overrides"] == key(c) and t["seed"] in seeds]
+            table.append({"overrides": c, "val_loss": statistics.mean(t["val_loss"] for t in done),
+                          "val_accuracy": statistics.mean(t["val_accuracy"] for t in done),
+                          "seconds": statistics.mean(t["seconds"] for t in done)})
+        best = min(table, key=lambda row: row["val_loss"])
+        choice[method] = {"seeds": seeds, "chosen": best["overrides"], "trials": table}
+    return choice
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--setting", default="1pct", choices=["1pct", "10pct"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[100, 101])
+    parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[3] / "shared" / "data"))
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--select", action="store_true", help="only print the choice from the trials done")
+    args = parser.parse_args()
+    out = Path(args.out or Path(__file__).resolve().parent / "tuning" / args.setting)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "trials.jsonl"
+    base = load_preset(f"mnist-{args.setting}").replace({"data.data_dir": args.data_dir, **FIXED})
+    if not args.select:
+        device = resolve_device(base.run.device)
+        pool, official_test = load_pool(base)
+        checkpoints = Checkpoints(out / "checkpoints", every=base.run.checkpoint_every)
+        for seed in args.seeds:
+            task = build_task(base, seed, device, pool, official_test)
+            task = dataclasses.replace(task, test=task.validation)  # the test images never reach a trial
+            generator, g_seconds, _ = pretrain(task, base, seed, checkpoints)
+            print(f"seed {seed}: G in {g_seconds:.0f} s", flush=True)
+            for method, candidates in TRIALS.items():
+                for number, overrides in enumerate(candidates):
+                    if any(t["seed"] == seed and t["method"] == method and t["overrides"] == key(overrides) for t in finished(log)):
+                        continue
+                    config = base.replace(overrides)
+                    start = time.perf_counter()
+                    result = run_method(method, task, config, seed, generator=generator,
+                                        checkpoint=checkpoints.phase(f"seed{seed}-{method}-{number}"))
+                    row = {"seed": seed, "method": method, "overrides": key(overrides), "val_loss": result.val_loss,
+                           "val_accuracy": result.val_accuracy, "seconds": result.seconds,
+                           "wall": time.perf_counter() - start, "threads": torch.get_num_threads()}
+                    with log.open("a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    print(f"seed {seed} {method:>14} {key(overrides):45s} val loss {result.val_loss:.4f} "
+                          f"val acc {result.val_accuracy:.3f} ({result.seconds:.0f} s)", flush=True)
+    choice = choose(finished(log))
+    (out / "choice.json").write_text(json.dumps(choice, indent=1))
+    for method, c in choice.items():
+        print(f"{method:>14} (seeds {c['seeds']}): chosen {c['chosen']}")
+        for row in c["trials"]:
+            print(f"    {json.dumps(row['overrides']):50s} val loss {row['val_loss']:.4f}  val acc {row['val_accuracy']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
