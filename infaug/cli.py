@@ -101,6 +101,7 @@ def run_command(args: argparse.Namespace) -> dict:
 
     from infaug.config import Config, load_config, load_preset
     from infaug.data.sources import CorruptFileError
+    from infaug import distributed
     from infaug.run import RunError, run
 
     name = args.preset or (Path(args.config).stem if args.config else "default")
@@ -136,6 +137,8 @@ def run_command(args: argparse.Namespace) -> dict:
         if os.environ.get("INFAUG_DEBUG") == "1":
             raise
         raise SystemExit(f"infaug run: {error}") from None
+    finally:
+        distributed.cleanup()  # under torchrun: leave the process group (nothing in one process)
 
 
 def table_command(args: argparse.Namespace) -> None:

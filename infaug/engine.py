@@ -61,6 +61,13 @@ class LastLayerInfluence:
             samples), ``seed`` (0), ``strict`` (False). auto: ``exact_limit`` (4096). cg and lissa
             keep the training features in their own dtype and run their Hessian-vector products'
             GEMMs in it: float32 features limit the relative residual to about 1e-6.
+        distributed: False (one process), True (the default torch.distributed group) or a process
+            group: the features given to :meth:`fit` and :meth:`set_validation` are then this
+            rank's shard, and the sums over samples (the exact Hessian once, each cg Hessian-vector
+            product, the validation gradient and the sample counts) are all-reduced over the group,
+            so s_val is that of all ranks' samples together; it is broadcast from the group's first
+            rank, so every rank holds the same bits. Every rank must make the same calls. lissa
+            with ``batch_size`` (minibatches drawn from one rank's rows) is refused.
 
     LiSSA: the recursion x <- g + (I - H / scale) x, started at x = g, gives after ``depth`` steps
     s = x / scale with ``s - s_val = -(I - H / scale)^(depth + 1) s_val`` and
@@ -84,7 +91,8 @@ class LastLayerInfluence:
     """
 
     def __init__(
-        self, weight: Tensor, bias: Optional[Tensor] = None, *, damping: float = 0.01, method: str = "auto", **solver_options
+        self, weight: Tensor, bias: Optional[Tensor] = None, *, damping: float = 0.01, method: str = "auto",
+        distributed=False, **solver_options
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
@@ -114,8 +122,12 @@ class LastLayerInfluence:
             raise TypeError(f"unknown options for method {self.method!r}: {sorted(unknown)}; it takes {sorted(allowed[self.method])}")
         if self.method == "lissa":
             self._validate_lissa_options(solver_options)
+        self._group = _process_group(distributed)
+        if self._group is not None and self.method == "lissa" and solver_options.get("batch_size") is not None:
+            raise ValueError("lissa with batch_size draws minibatches from one rank's rows; with distributed, use batch_size=None or method='cg'")
         self.solver_options = solver_options
-        self.count = 0
+        self.count = 0  # training samples given to fit (on this rank)
+        self._synced: Optional[Tuple[int, Optional[Tensor]]] = None  # (all ranks' count, their Hessian sum)
         # exact: the Hessian sum in float64; cg/lissa: the training features and their softmax.
         self._hessian_sum: Optional[Tensor] = None
         self._train: list[Tuple[Tensor, Tensor]] = []
@@ -177,7 +189,31 @@ class LastLayerInfluence:
             else:
                 self._train.append((h, p))
         self.s_weight = self.s_bias = None  # a new fit invalidates s_val
+        self._synced = None
         return self
+
+    # ---- sums over the ranks (the identity in one process) -----------------------------------
+
+    def _sum(self, tensor: Tensor) -> Tensor:
+        if self._group is not None:
+            torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.SUM, group=self._group)
+        return tensor
+
+    def _sync(self) -> Tuple[int, Optional[Tensor]]:
+        """(the number of training samples over all ranks, the exact Hessian sum over all ranks or
+        None for cg/lissa); all-reduced once after each fit."""
+        if self._synced is None:
+            if self._group is None:
+                self._synced = (self.count, self._hessian_sum)
+            else:
+                count = int(self._sum(torch.tensor([self.count], dtype=torch.float64, device=self.weight.device)).item())
+                hessian = None
+                if self.method == "exact":
+                    size = self.num_classes * self.num_params
+                    local = self._hessian_sum if self._hessian_sum is not None else torch.zeros(size, size, dtype=torch.float64, device=self.weight.device)
+                    hessian = self._sum(local.clone())
+                self._synced = (count, hessian)
+        return self._synced
 
     def _accumulate_hessian(self, h: Tensor, p: Tensor) -> None:
         k, size = self.num_classes, self.num_classes * self.num_params
@@ -193,11 +229,12 @@ class LastLayerInfluence:
         """H v for v (K, P) in float64, without forming H (two GEMMs over the stored training
         features; ``rows`` picks a subset of them, as LiSSA's minibatches do)."""
         self._require_fit("hessian_vector_product")
-        if self._hessian_sum is not None:
-            flat = self._hessian_sum @ vector.reshape(-1) / self.count
+        count, hessian = self._sync()
+        if hessian is not None:
+            flat = hessian @ vector.reshape(-1) / count
             return flat.view_as(vector) + self.damping * vector
         total = torch.zeros_like(vector)
-        count = 0
+        local = 0
         chunks = self._train if rows is None else [self._rows(rows)]
         d = self.num_features
         for h, p in chunks:
@@ -211,8 +248,10 @@ class LastLayerInfluence:
             total[:, :d] += (q.to(h.dtype).T @ h).double()
             if self.bias is not None:
                 total[:, d] += q.sum(0)
-            count += h.shape[0]
-        return total / count + self.damping * vector
+            local += h.shape[0]
+        if rows is not None:
+            return total / local + self.damping * vector  # a minibatch of this rank's rows (one process)
+        return self._sum(total) / count + self.damping * vector
 
     def _rows(self, rows: Tensor) -> Tuple[Tensor, Tensor]:
         if not hasattr(self, "_all_train") or self._all_train[0].shape[0] != self.count:
@@ -221,14 +260,18 @@ class LastLayerInfluence:
 
     def validation_gradient(self, features: Batches, labels: Optional[Tensor] = None) -> Tensor:
         """g_val (K, P) in float64: the gradient of the mean validation cross-entropy."""
-        total, count = None, 0
+        total = torch.zeros(self.num_classes, self.num_params, dtype=torch.float64, device=self.weight.device)
+        count = 0
         for h, y in self._batches(features, labels, "set_validation"):
             residual = self._probabilities(h) - F.one_hot(y, self.num_classes).double()
-            part = residual.T @ self._extended(h)
-            total = part if total is None else total + part
+            total += residual.T @ self._extended(h)
             count += h.shape[0]
+        if self._group is not None:
+            counted = self._sum(torch.tensor([float(count)], dtype=torch.float64, device=total.device))
+            self._sum(total)
+            count = int(counted.item())
         if count == 0:
-            raise ValueError("set_validation: no validation samples given")
+            raise ValueError("set_validation: no validation samples given" + (" on any rank" if self._group is not None else ""))
         return total / count
 
     def set_validation(self, features: Batches, labels: Optional[Tensor] = None) -> "LastLayerInfluence":
@@ -243,20 +286,25 @@ class LastLayerInfluence:
         if self.method == "lissa":
             self.solve_info.update(self._lissa_settings)
             self._check_lissa(float(residual))
+        if self._group is not None:  # the same bits on every rank
+            torch.distributed.broadcast(solution, src=torch.distributed.get_global_rank(self._group, 0), group=self._group)
         solution = solution.to(self.weight.dtype)
         self.s_weight = solution[:, : self.num_features].contiguous()
         self.s_bias = solution[:, self.num_features].contiguous() if self.bias is not None else None
         return self
 
     def _require_fit(self, what: str) -> None:
-        if self.count == 0:
-            raise RuntimeError(f"{what} needs the training samples first: call fit(features, labels)")
+        if self._sync()[0] == 0:
+            self._synced = None
+            raise RuntimeError(f"{what} needs the training samples first: call fit(features, labels)"
+                               + (" (no rank has any)" if self._group is not None else ""))
 
     # ---- solvers -----------------------------------------------------------------------------
 
     def _solve_exact(self, g: Tensor) -> Tuple[Tensor, int]:
         size = g.numel()
-        hessian = self._hessian_sum / self.count + self.damping * torch.eye(size, dtype=torch.float64, device=g.device)
+        count, hessian_sum = self._sync()
+        hessian = hessian_sum / count + self.damping * torch.eye(size, dtype=torch.float64, device=g.device)
         factor, info = torch.linalg.cholesky_ex(hessian)
         if int(info) != 0:
             raise RuntimeError(
@@ -417,6 +465,16 @@ class LastLayerInfluence:
         if features_aug.shape != features.shape:
             raise ValueError(f"aug: features_aug must have the shape of features {tuple(features.shape)}, got {tuple(features_aug.shape)}")
         return self.up(features_aug, labels) - self.up(features, labels)
+
+
+def _process_group(distributed):
+    """None (no communication) for False; the default group for True; else the group given."""
+    if distributed is False or distributed is None:
+        return None
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        raise RuntimeError("distributed: torch.distributed is not initialised; call torch.distributed.init_process_group "
+                           "(infaug.distributed.setup() under torchrun) first, or pass distributed=False")
+    return torch.distributed.group.WORLD if distributed is True else distributed
 
 
 def last_linear(model: nn.Module) -> nn.Linear:

@@ -24,7 +24,7 @@ from typing import Optional
 
 import torch
 
-from infaug import report
+from infaug import distributed, report
 from infaug.atomic import atomic_write
 from infaug.augmenter import Augmenter
 from infaug.config import Config
@@ -104,6 +104,7 @@ def pretrain(task: Task, config: Config, seed: int, checkpoints: Checkpoints | N
     phase = (checkpoints or Checkpoints(None)).phase(f"seed{seed}-G")
     torch.manual_seed(derive(seed, "G"))
     generator = task.make_generator()
+    stream = distributed.rank_rng(seed, "G pre-training", seeded(seed, "G pre-training"))
     history = {}
     saved = phase.load()
     if saved is not None and saved.get("finished"):
@@ -112,7 +113,7 @@ def pretrain(task: Task, config: Config, seed: int, checkpoints: Checkpoints | N
     elif isinstance(generator, Generator) and config.generator.steps > 0:
         images = torch.cat([task.train[0], task.unlabelled])  # labels unused: all training images
         result = pretrain_from_config(generator, images, config.generator, ranges=config.heuristic,
-                                      rng=seeded(seed, "G pre-training"), checkpoint=phase)
+                                      rng=stream, checkpoint=phase, seed=seed)
         history = vars(result)
     phase.save(lambda: {"finished": True, "generator": generator.state_dict(), "history": history}, note="finished")
     generator.eval().requires_grad_(False)
@@ -127,16 +128,29 @@ def run(config: Config, out_dir: str | Path, *, echo=print, resume: bool = False
     holding an unfinished run is refused rather than overwritten.
 
     toy2d with ``data.toy_shift > 0`` runs twice, as is and with the validation points moved down,
-    into ``as-is/`` and ``shifted/``, and draws the paper's Figure 3 from both."""
+    into ``as-is/`` and ``shifted/``, and draws the paper's Figure 3 from both.
+
+    Under ``torchrun`` (``infaug.distributed``) every process runs this with the same arguments:
+    the process group is joined here, all ranks train together, and rank 0 alone checks and writes
+    the output folder (metrics, pictures, checkpoints, log); the others print nothing."""
     out = Path(out_dir)
-    check_output_dir(out)
-    _check_resume(config, out, resume)
-    handler = _setup_log(out, append=resume)
-    _write_config(out, config)
+    if distributed.launched_by_torchrun():
+        distributed.setup(resolve_device(config.run.device))
+    main = distributed.is_main()
+    echo = echo if main else None
+    if main:
+        check_output_dir(out)
+        _check_resume(config, out, resume)
+    distributed.barrier()  # the others start once rank 0 has checked (and, without --resume, cleared) the folder
+    handler = _setup_log(out, append=resume) if main else logging.NullHandler()
+    if main:
+        _write_config(out, config)
     try:
         if config.data.dataset == "toy2d" and config.data.toy_shift > 0:
             return _run_toy_variants(config, out, echo)
         metrics, task, results, gan = _run(config, out, echo)
+        if not main:
+            return metrics
         from infaug.pictures import draw_pictures
 
         pictures = draw_pictures(out, config, task, results, gan, metrics)
@@ -209,8 +223,11 @@ def _run_toy_variants(config: Config, out: Path, echo) -> dict:
         if {"none", "proposed"} <= set(results):
             title = "validation as training" if not shift else f"validation moved down by {shift}"
             rows.append(toy2d_row(title, task, results))
-        report.write_report(out / name, metrics, [], title=f"infaug run: toy2d, {name}")
+        if distributed.is_main():
+            report.write_report(out / name, metrics, [], title=f"infaug run: toy2d, {name}")
     metrics = dict(variants["as-is"], variants=variants, config=config.to_dict())
+    if not distributed.is_main():
+        return metrics
     pictures = []
     if rows:
         report.save_toy2d_figure(rows, out / "figure3.png")
@@ -243,15 +260,18 @@ def _say(echo, message: str) -> None:
 def _run(config: Config, out: Path, echo) -> tuple:
     """(metrics, the first seed's task, its results by method, G's pre-training history)."""
     out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(config.run.device)
+    device = distributed.setup(resolve_device(config.run.device))  # cuda:LOCAL_RANK under torchrun
     pool, official_test = load_pool(config)
     checkpoints = Checkpoints(out / "checkpoints", every=config.run.checkpoint_every)
-    checkpoints.clean()
+    if distributed.is_main():
+        checkpoints.clean()
     try:
         result = _run_seeds(config, out, echo, device, pool, official_test, checkpoints)
     except NonFiniteError as error:
         error.last_good = checkpoints.newest()
         raise
+    if not distributed.is_main():
+        return result
     (out / "checkpoints").mkdir(exist_ok=True)
     (out / "checkpoints" / "FINISHED").write_text("every phase of this run finished; --resume only redraws its outputs\n")
     return result
@@ -268,8 +288,12 @@ def _run_seeds(config: Config, out: Path, echo, device, pool, official_test, che
         "splits": {},
         "device": str(device),
         "torch": torch.__version__,
+        "processes": distributed.world_size(),
     }
-    _write_config(out, config)
+    main = distributed.is_main()
+    write_json = _write_json if main else (lambda path, value: None)
+    if main:
+        _write_config(out, config)
     _say(echo, f"infaug run: preset {config.preset or '(custom)'}, methods {', '.join(methods)}, seeds {list(config.run.seeds)}, on {device}")
     first: dict[str, MethodResult] = {}
     first_task: Optional[Task] = None
@@ -282,7 +306,7 @@ def _run_seeds(config: Config, out: Path, echo, device, pool, official_test, che
         if {"random_g", "proposed"} & set(methods):
             generator, g_seconds, g_history = pretrain(task, config, seed, checkpoints)
             _say(echo, f"seed {seed}: G pre-trained in {g_seconds:.1f} s")
-            if isinstance(generator, Generator):
+            if isinstance(generator, Generator) and main:
                 Augmenter(generator, temperature=config.generator.temperature).save(out / f"random_g-seed{seed}.pt")
         for method in methods:
             result = run_method(method, task, config, seed, generator=generator, checkpoint=checkpoints.phase(f"seed{seed}-{method}"))
@@ -298,7 +322,7 @@ def _run_seeds(config: Config, out: Path, echo, device, pool, official_test, che
                 metrics["influence"] = {k: sum(v) / len(v) for k, v in metrics["holdout_i_aug"].items()}
             for name, rows in result.last_layer_check.items():
                 metrics.setdefault("last_layer_check", {}).setdefault(name, []).append(rows)
-            if result.encoder is not None and isinstance(generator, Generator):
+            if result.encoder is not None and isinstance(generator, Generator) and main:
                 Augmenter(generator, result.encoder).save(out / f"augmenter-seed{seed}.pt")
             if result.encoder is not None and task.kind == "points":
                 with torch.no_grad():
@@ -306,7 +330,7 @@ def _run_seeds(config: Config, out: Path, echo, device, pool, official_test, che
                 metrics.setdefault("mean_translation", []).append([float(v) for v in shift])
             _say(echo, f"seed {seed} {method:>14}: test accuracy {100 * result.test_accuracy:.2f}%  test loss "
                  f"{result.test_loss:.4f}  val loss {result.val_loss:.4f}  ({seconds:.1f} s)")
-            _write_json(out / "metrics.json", metrics)
+            write_json(out / "metrics.json", metrics)
             if seed == config.run.seeds[0]:
                 first[method] = result
         if first_task is None:
@@ -314,5 +338,5 @@ def _run_seeds(config: Config, out: Path, echo, device, pool, official_test, che
     if "heuristic" in methods and "proposed" in methods:
         ratio = sum(metrics["methods"]["proposed"]["seconds"]) / max(sum(metrics["methods"]["heuristic"]["seconds"]), 1e-9)
         metrics["proposed_over_heuristic_seconds"] = ratio
-        _write_json(out / "metrics.json", metrics)
+        write_json(out / "metrics.json", metrics)
     return metrics, first_task, first, first_history

@@ -7,6 +7,10 @@ saves at its end and, inside long phases (G's steps, F's epochs), whenever ``eve
 passed since its last save (``every = 0``: at every step or epoch). Before anything is written,
 every tensor of the state is checked: a NaN or an infinity is never saved.
 
+Under torchrun every rank calls ``save`` at the same points (the state may gather values from all
+ranks); rank 0 decides from its clock whether a throttled save is due, for all of them, and only
+rank 0 writes. Every rank loads the same file when a run resumes.
+
 Example:
     >>> import tempfile, torch
     >>> checkpoints = Checkpoints(tempfile.mkdtemp(), every=0)
@@ -28,6 +32,7 @@ from typing import Callable, Iterable, Optional
 import torch
 from torch import Tensor
 
+from infaug import distributed
 from infaug.atomic import atomic_write
 
 __all__ = ["Checkpoints", "NonFiniteError", "Phase", "check_step", "rng_states", "set_rng_states"]
@@ -147,12 +152,13 @@ class Phase:
         if self.path is None:
             return False
         now = time.monotonic()
-        if not force and now - self._saved_at < self.checkpoints.every:
+        if not force and not distributed.agree(now - self._saved_at >= self.checkpoints.every):
             return False
         value = dict(state(), seconds=self.elapsed(), note=note)
         bad = _non_finite(value)
         if bad is not None:
             raise NonFiniteError(f"{self.key}: {bad} is not finite; the checkpoint was not written", phase=self.key)
-        atomic_write(self.path, lambda temporary: torch.save(value, temporary))
+        if distributed.is_main():
+            atomic_write(self.path, lambda temporary: torch.save(value, temporary))
         self._saved_at = now
         return True

@@ -4,6 +4,11 @@ Each step trains on a batch of originals together with their augmentations (the 
 ``augment`` callable; the identity for ``none``), minimising the mean cross-entropy plus
 (damping / 2) |theta|^2 on the last layer, so that the influence engine's damping is the L2 that F
 was trained with (SPEC 2.2).
+
+Under torchrun (``infaug.distributed``) F is in DistributedDataParallel: every rank draws the same
+global batch, takes its rows ``rank::P``, and weights its loss so that the gradient averaged over
+the ranks is that of the global batch's mean loss; the influence engine is fitted on each rank's
+shard of the training and validation features and all-reduced.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from infaug import distributed
 from infaug.engine import LastLayerInfluence
 from infaug.train.checkpoint import check_step
 from infaug.train.progress import progress
@@ -39,6 +45,7 @@ class ClassifierTrainer:
         damping: float,
     ) -> None:
         self.model = model
+        self.forward = distributed.data_parallel(model)  # model itself in one process
         self.damping = damping
         head = set(model.head.parameters())
         body = [p for p in model.parameters() if p not in head]
@@ -61,9 +68,16 @@ class ClassifierTrainer:
         self.schedule.load_state_dict(state["schedule"])
         self.epochs_done, self.steps_done = state["epochs_done"], state["steps_done"]
 
-    def loss(self, x: Tensor, y: Tensor) -> Tensor:
+    def loss(self, x: Tensor, y: Tensor, total: Optional[int] = None) -> Tensor:
+        """Mean cross-entropy plus the head's L2. ``total``: the global batch's size when ``x`` is
+        this rank's shard of it; the cross-entropy is then summed and divided by ``total / P``, so
+        that the mean of the ranks' gradients (what DistributedDataParallel applies) is the
+        gradient of the global batch's loss."""
         l2 = sum(p.square().sum() for p in self.model.head.parameters())
-        return F.cross_entropy(self.model(x), y) + 0.5 * self.damping * l2
+        if total is None:
+            return F.cross_entropy(self.forward(x), y) + 0.5 * self.damping * l2
+        ce = F.cross_entropy(self.forward(x), y, reduction="sum") * (distributed.world_size() / total)
+        return ce + 0.5 * self.damping * l2
 
     def train(
         self,
@@ -84,6 +98,9 @@ class ClassifierTrainer:
         called after each epoch (the run checkpoints there). A non-finite loss or gradient stops
         training before the optimiser steps (:class:`infaug.train.checkpoint.NonFiniteError`)."""
         augment_rng = generator if augment_rng is None else augment_rng
+        parts = distributed.world_size()
+        if parts > 1 and batch_size < parts:
+            raise ValueError(f"classifier.batch_size = {batch_size} is below the number of processes, {parts}: each needs a row of every batch")
         self.model.train()
         history = []
         for _ in progress(range(epochs), desc=label, unit="epoch"):
@@ -91,19 +108,23 @@ class ClassifierTrainer:
             total, count = 0.0, 0
             for start in range(0, len(order), batch_size):
                 rows = order[start : start + batch_size]
+                size = len(rows) * (1 if augment is None else 2)  # the global batch, originals and augmentations
+                rows = distributed.shard(rows) if parts > 1 else rows
                 x, y = images[rows], labels[rows]
                 if augment is not None:
                     with torch.no_grad():
                         x = torch.cat([x, augment(x, augment_rng)])
                     y = torch.cat([y, y])
-                loss = self.loss(x, y)
+                loss = self.loss(x, y) if parts == 1 else self.loss(x, y, total=size)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 value = check_step(label, self.steps_done + 1, loss, self.model.parameters())
                 self.optimizer.step()
                 self.schedule.step()
                 self.steps_done += 1
-                total, count = total + value * len(y), count + len(y)
+                total, count = total + value * size, count + size
+            if parts > 1:  # each rank's loss averages to the global one: sum, then divide by P
+                total = float(distributed.all_reduce_sum(torch.tensor([total], dtype=torch.float64))) / parts
             history.append(total / max(count, 1))
             self.epochs_done += 1
             if on_epoch is not None:
@@ -149,9 +170,12 @@ def influence_engine(
     images, labels = train
     bias = model.head.bias
     # copies: the engine must not follow the head when F trains on
-    engine = LastLayerInfluence(model.head.weight.detach().clone(), None if bias is None else bias.detach().clone(), damping=damping)
-    engine.fit(features(model, images), labels)
+    engine = LastLayerInfluence(model.head.weight.detach().clone(), None if bias is None else bias.detach().clone(),
+                                damping=damping, distributed=distributed.is_distributed())
+    rows = distributed.shard(torch.arange(len(labels), device=labels.device))  # all of them in one process
+    val_rows = distributed.shard(torch.arange(len(validation[1]), device=labels.device))
+    engine.fit(features(model, images[rows]), labels[rows])
     if train_augmented is not None:
-        engine.fit(features(model, train_augmented), labels)
-    engine.set_validation(features(model, validation[0]), validation[1])
+        engine.fit(features(model, train_augmented[rows]), labels[rows])
+    engine.set_validation(features(model, validation[0][val_rows]), validation[1][val_rows])
     return engine

@@ -29,6 +29,7 @@ from typing import Iterator
 import torch
 from torch import Tensor, nn
 
+from infaug import distributed
 from infaug import ops as fused_ops
 from infaug.engine import LastLayerInfluence
 from infaug.train.checkpoint import check_step
@@ -82,18 +83,28 @@ def encoder_loss(
     kl: float = 0.0,
     clip: float = 0.0,
     ops=fused_ops,
+    total: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """(loss, mean I_aug) of one batch (see the module docstring). ``base`` is I_up (N,) of the
     originals; ``ops`` is the module whose ``augment`` and ``influence`` are used: the fused ones,
-    or ``infaug.reference`` for tests and benchmarks."""
+    or ``infaug.reference`` for tests and benchmarks. ``total``: the global batch's size when
+    ``x`` is this rank's shard of it; each per-sample term is then summed and divided by
+    ``total / P``, so that the ranks' gradients average to the global batch's (the mean I_aug
+    returned is then this shard's sum over ``total``)."""
     tau, mu = encoder(x, generator=rng, return_mean=True)
     x_aug = generator(x, tau, ops=ops)
     scores = ops.influence(model.features(x_aug), y, engine.weight, engine.bias, engine.s_weight, engine.s_bias)
     values = (scores - base) / scale
     if clip > 0:
         values = clip * torch.tanh(values / clip)
-    loss = values.mean() + penalty * tau_penalty(tau) + kl * 0.5 * mu.square().mean()
-    return loss, (scores - base).mean()
+    if total is None:
+        loss = values.mean() + penalty * tau_penalty(tau) + kl * 0.5 * mu.square().mean()
+        return loss, (scores - base).mean()
+    weight = distributed.world_size() / total
+    latent = tau.shape[1]
+    radius = 1 + 3 * (2 / latent) ** 0.5  # as in tau_penalty
+    per_sample = values + penalty * torch.relu(tau.square().mean(1) - radius) + kl * 0.5 * mu.square().mean(1)
+    return per_sample.sum() * weight, (scores - base).sum() / total
 
 
 def train_encoder(
@@ -112,10 +123,16 @@ def train_encoder(
     kl: float = 0.0,
     clip: float = 0.0,
     label: str = "E training",
+    noise_rng: torch.Generator | None = None,
 ) -> list[float]:
     """Trains ``encoder`` in place; returns the mean I_aug of each step's batch (unscaled). A
     non-finite loss or gradient raises :class:`infaug.train.checkpoint.NonFiniteError` (naming
-    ``label`` and the step) before the optimiser steps."""
+    ``label`` and the step) before the optimiser steps. ``rng`` draws the batches (the same on
+    every rank), ``noise_rng`` (default ``rng``) E's noise. Under torchrun E is in
+    DistributedDataParallel and each rank takes the rows ``rank::P`` of every batch."""
+    noise_rng = rng if noise_rng is None else noise_rng
+    parts = distributed.world_size()
+    module = distributed.data_parallel(encoder)
     optimizer = torch.optim.Adam(encoder.parameters(), lr=lr)
     base = engine.up(features(model, images), labels)  # I_up(z): constant, F is fixed
     scale = (base.std() if len(base) > 1 else base.abs().mean()).clamp_min(1e-12)
@@ -124,14 +141,20 @@ def train_encoder(
     with frozen(generator, model):
         for step in progress(range(1, steps + 1), desc="E (influence)", unit="step"):
             rows = torch.randperm(len(labels), generator=rng)[:batch_size].to(images.device)
+            total = len(rows)
+            rows = distributed.shard(rows) if parts > 1 else rows
             x, y = images[rows], labels[rows]
             loss, mean_i_aug = encoder_loss(
-                encoder, generator, model, engine, x, y, base[rows], scale=scale, penalty=penalty, rng=rng, kl=kl, clip=clip
+                module, generator, model, engine, x, y, base[rows], scale=scale, penalty=penalty, rng=noise_rng, kl=kl,
+                clip=clip, total=total if parts > 1 else None,
             )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             check_step(label, step, loss, encoder.parameters())
             optimizer.step()
-            history.append(float(mean_i_aug.detach()))
+            mean_i_aug = mean_i_aug.detach()
+            if parts > 1:
+                mean_i_aug = distributed.all_reduce_sum(mean_i_aug.double().reshape(1))[0]
+            history.append(float(mean_i_aug))
     encoder.eval()
     return history

@@ -5,6 +5,12 @@
   the heuristic's ranges;
 - G also minimises 1 / (MSE(s, identity) + eps) + 1 / (MSE(x~, x) + eps), which keeps it away from
   the identity transform (a G that does nothing would fool the image critic perfectly).
+
+Under torchrun (``infaug.distributed``) each of the P ranks draws its own batches (of
+``batch_size / P`` images, from its own seeded stream) and the gradients of G and of the critics
+are averaged over the ranks after each backward, before each optimiser step: what
+DistributedDataParallel does, written out because WGAN-GP's penalty differentiates the critics
+twice and G's step goes through ``transform_parameters``, not a module's forward.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from infaug import distributed
 from infaug.augmentations import AffineRanges, affine_fields, random_affine
 from infaug.models import Critic, Generator, sampling_field
 from infaug.reference import base_grid
@@ -72,12 +79,20 @@ def pretrain_generator(
     ranges: AffineRanges = AffineRanges(),
     rng: torch.Generator,
     checkpoint: Phase | None = None,
+    seed: int = 0,
 ) -> GanHistory:
     """Trains ``generator`` in place on ``images`` (N, C, H, W) in [0, 1] (labels are not needed).
     The defaults are those of ``infaug.config.GeneratorConfig``. With ``checkpoint``, training
     continues from the state saved there and saves its state as it goes (when due); a non-finite
-    loss or gradient raises :class:`infaug.train.checkpoint.NonFiniteError` before any step."""
+    loss or gradient raises :class:`infaug.train.checkpoint.NonFiniteError` before any step.
+    On P > 1 ranks ``rng`` is this rank's stream and ``seed`` (the run's) reseeds it when a run
+    resumes on another number of ranks."""
     device = images.device
+    parts = distributed.world_size()
+    if parts > 1:
+        batch_size = distributed.shard_sizes(batch_size)[distributed.rank()]
+        if batch_size == 0:
+            raise ValueError(f"generator.batch_size is below the number of processes, {parts}")
     _, c, h, w = images.shape
     image_critic, flow_critic = Critic(c, critic_width).to(device), Critic(2, critic_width).to(device)
     critic_optimizer = torch.optim.Adam(
@@ -92,7 +107,7 @@ def pretrain_generator(
             "step": len(history.generator_loss), "generator": generator.state_dict(),
             "image_critic": image_critic.state_dict(), "flow_critic": flow_critic.state_dict(),
             "critic_optimizer": critic_optimizer.state_dict(), "generator_optimizer": generator_optimizer.state_dict(),
-            "history": vars(history), "rng": rng_states(rng=rng),
+            "history": vars(history), "rng": rng_states(rng=rng), "rank_rng": distributed.rank_states(rng),
         }
 
     saved = checkpoint.load() if checkpoint is not None else None
@@ -104,6 +119,7 @@ def pretrain_generator(
         generator_optimizer.load_state_dict(saved["generator_optimizer"])
         history, start = GanHistory(**saved["history"]), saved["step"]
         set_rng_states(saved["rng"], rng=rng)
+        distributed.restore_rank_rng(saved.get("rank_rng"), rng, seed, "G pre-training", f"G step {start}")
 
     def batch() -> Tensor:
         return images[torch.randint(0, len(images), (batch_size,), generator=rng).to(device)]
@@ -130,6 +146,7 @@ def pretrain_generator(
             critic_loss = -(image_gap + flow_gap) + gradient_penalty_weight * (image_gp + flow_gp)
             critic_optimizer.zero_grad(set_to_none=True)
             critic_loss.backward()
+            distributed.average_gradients(critic_parameters)
             check_step("G pre-training (critics)", step, critic_loss, critic_parameters)
             critic_optimizer.step()
         # G: maximise both critics' scores of its outputs, and stay away from the identity.
@@ -147,13 +164,15 @@ def pretrain_generator(
             )
             generator_optimizer.zero_grad(set_to_none=True)
             generator_loss.backward()
+        distributed.average_gradients(generator.parameters())
         check_step("G pre-training (generator)", step, generator_loss, generator.parameters())
         generator_optimizer.step()
-        for name, value in (
-            ("image_distance", image_gap), ("flow_distance", flow_gap), ("image_penalty", image_gp),
-            ("flow_penalty", flow_gp), ("generator_loss", generator_loss), ("flow_mse", flow_mse),
-        ):
-            getattr(history, name).append(float(value.detach()))
+        names = ("image_distance", "flow_distance", "image_penalty", "flow_penalty", "generator_loss", "flow_mse")
+        values = torch.stack([v.detach().double() for v in (image_gap, flow_gap, image_gp, flow_gp, generator_loss, flow_mse)])
+        if parts > 1:  # the history of the mean over the ranks
+            values = distributed.all_reduce_sum(values.cpu()) / parts
+        for name, value in zip(names, values.tolist()):
+            getattr(history, name).append(value)
         if checkpoint is not None and step < steps:
             checkpoint.save(state, force=False, note=f"G step {step} of {steps}")
     generator.eval()
@@ -162,7 +181,7 @@ def pretrain_generator(
 
 def pretrain_from_config(
     generator: Generator, images: Tensor, settings, *, ranges: AffineRanges, rng: torch.Generator, steps: int | None = None,
-    checkpoint: Phase | None = None,
+    checkpoint: Phase | None = None, seed: int = 0,
 ) -> GanHistory:
     """:func:`pretrain_generator` with the settings of a ``infaug.config.GeneratorConfig``
     (``steps`` overrides its number of generator steps)."""
@@ -170,5 +189,5 @@ def pretrain_from_config(
         generator, images, steps=settings.steps if steps is None else steps, critic_steps=settings.critic_steps,
         critic_width=settings.critic_width, batch_size=settings.batch_size, lr=settings.lr,
         gradient_penalty_weight=settings.gradient_penalty, anti_identity=settings.anti_identity,
-        anti_identity_eps=settings.anti_identity_eps, ranges=ranges, rng=rng, checkpoint=checkpoint,
+        anti_identity_eps=settings.anti_identity_eps, ranges=ranges, rng=rng, checkpoint=checkpoint, seed=seed,
     )

@@ -14,6 +14,7 @@ method's augmentations is measured on the held-out labelled samples (those E nev
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -21,6 +22,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor, nn
 
+from infaug import distributed
 from infaug.augmenter import Augmenter
 from infaug.config import Config
 from infaug.train.checkpoint import Checkpoints, Phase, rng_states, set_rng_states
@@ -31,6 +33,8 @@ from infaug.train.seeds import rng as seeded
 from infaug.train.task import Task
 
 __all__ = ["MethodResult", "make_augmentation", "round_epochs", "run_method"]
+
+log = logging.getLogger("infaug")
 
 Augment = Callable[[Tensor, torch.Generator], Tensor]
 
@@ -104,7 +108,8 @@ def run_method(
     torch.manual_seed(derive(seed, "F"))  # the same F initialisation for every method of a seed
     model = task.make_classifier()
     batches = seeded(seed, "batches")  # the same batch order for every method of a seed
-    rng = seeded(seed, "augmentations")  # augmentations and E's noise
+    rng = seeded(seed, "augmentations")  # E's batches; in one process also the augmentations and E's noise
+    local = distributed.rank_rng(seed, "augmentations", rng)  # this rank's augmentations and E's noise (rng itself in one process)
     measure = seeded(seed, "measurements")  # what is only measured draws apart, so it changes no training
     encoder = None
     if method == "proposed":
@@ -126,7 +131,7 @@ def run_method(
             "encoder_training": encoder is not None and encoder.training,
             "rounds": rounds, "encoder_history": encoder_history, "holdout": holdout, "check": check,
             "check_seconds": check_seconds,
-            "rng": rng_states(batches=batches, rng=rng, measure=measure), **finished,
+            "rng": rng_states(batches=batches, rng=rng, measure=measure), "rank_rng": distributed.rank_states(local), **finished,
         }
 
     saved = checkpoint.load()
@@ -138,6 +143,11 @@ def run_method(
         rounds, encoder_history, holdout, check = saved["rounds"], saved["encoder_history"], saved["holdout"], saved["check"]
         check_seconds = saved["check_seconds"]
         set_rng_states(saved["rng"], batches=batches, rng=rng, measure=measure)
+        distributed.restore_rank_rng(saved.get("rank_rng"), local, seed, f"{method} augmentations",
+                                     f"F epoch {trainer.epochs_done}, {len(rounds)} rounds")
+        if "result" not in saved:
+            log.info(f"seed {seed} {method}: continuing from its checkpoint ({saved.get('note', '')}) on "
+                     f"{distributed.world_size()} process{'es' if distributed.world_size() > 1 else ''}")
         if "result" in saved:
             return MethodResult(method, seed, **saved["result"], seconds=saved["seconds"] - check_seconds, model=model, augment=augment, encoder=encoder,
                                 generator=generator if method in ("random_g", "proposed") else None, rounds=rounds,
@@ -160,7 +170,7 @@ def run_method(
                 encoder_history.append(
                     train_encoder(encoder, generator, model, engine, train_x[rows], train_y[rows], steps=e.steps,
                                   batch_size=e.batch_size, lr=e.lr, penalty=e.tau_penalty, rng=rng, kl=e.kl, clip=e.clip,
-                                  label=f"seed {seed} {method} E round {number}")
+                                  label=f"seed {seed} {method} E round {number}", noise_rng=local)
                 )
                 record["encoder_seconds"] = time.perf_counter() - encoder_start
                 record["holdout_i_aug_trained"] = _mean_i_aug(model, engine, holdout_x, holdout_y, augment, measure)
@@ -177,7 +187,7 @@ def run_method(
         if remaining > 0:
             label = f"seed {seed} {method} F " + (f"round {number}" if number else "warm-up")
             trainer.train(train_x, train_y, remaining, augment=augment, batch_size=c.batch_size, generator=batches,
-                          augment_rng=rng, label=label,
+                          augment_rng=local, label=label,
                           on_epoch=lambda: save(state, force=False, note=f"F epoch {trainer.epochs_done} of {c.epochs}"))
             save(state, note=f"F epoch {trainer.epochs_done} of {c.epochs}")
     val_loss, val_accuracy = evaluate(model, *task.validation)

@@ -98,8 +98,10 @@ def main() -> None:
                     if any(t["seed"] == seed and t["method"] == method and t["overrides"] == key(overrides) for t in finished(log)):
                         continue
                     config = base.replace(overrides)
+                    # the trial's own task: the same splits, but its heuristic's ranges (G is the seed's)
+                    trial_task = dataclasses.replace(build_task(config, seed, device, pool, official_test), test=task.validation)
                     start = time.perf_counter()
-                    result = run_method(method, task, config, seed, generator=generator,
+                    result = run_method(method, trial_task, config, seed, generator=generator,
                                         checkpoint=checkpoints.phase(f"seed{seed}-{method}-{number}"))
                     row = {"seed": seed, "method": method, "overrides": key(overrides), "val_loss": result.val_loss,
                            "val_accuracy": result.val_accuracy, "seconds": result.seconds,
