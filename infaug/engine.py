@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from infaug.ops import influence
 
-__all__ = ["InaccurateSolveWarning", "LastLayerInfluence", "last_layer_features", "last_linear"]
+__all__ = ["InaccurateSolveWarning", "LastLayerInfluence", "last_layer_features", "last_linear", "solver_costs"]
 
 Batches = Union[Tensor, Iterable[Tuple[Tensor, Tensor]]]
 METHODS = ("auto", "exact", "cg", "lissa")
@@ -54,11 +54,15 @@ class LastLayerInfluence:
         method: "exact" (the K*P square Hessian accumulated in float64 and factorised), "cg"
             (conjugate gradients with matrix-free Hessian-vector products, two GEMMs over the
             training features each), "lissa" (the stochastic recursion of Agarwal et al.), or
-            "auto": exact while K*P <= ``exact_limit``, else cg.
+            "auto": from the costs of :func:`solver_costs`, exact when its Hessian fits in
+            ``exact_memory`` bytes and its multiply-adds per training sample are no more than cg's
+            with as many iterations as cg may need (its exact-arithmetic bound K*P, capped at
+            ``max_iter``); else cg. For K = 10 classes that is exact up to D of about 200.
         solver_options: cg: ``tol`` (1e-10), ``max_iter`` (1000). lissa: ``tol`` (1e-3),
             ``scale`` (None: 0.6 lambda_max(H)), ``depth`` (None: chosen from the scale and the
             damping to reach ``tol``), ``repeats`` (1), ``batch_size`` (None: all training
-            samples), ``seed`` (0), ``strict`` (False). auto: ``exact_limit`` (4096). cg and lissa
+            samples), ``seed`` (0), ``strict`` (False). auto: ``exact_memory`` (1 GiB), ``max_iter``
+            (1000, passed on to cg), or ``exact_limit``: exact while K*P <= it. cg and lissa
             keep the training features in their own dtype and run their Hessian-vector products'
             GEMMs in it: float32 features limit the relative residual to about 1e-6.
         distributed: False (one process), True (the default torch.distributed group) or a process
@@ -110,8 +114,18 @@ class LastLayerInfluence:
         self.num_classes, self.num_features = weight.shape
         self.num_params = self.num_features + (bias is not None)
         size = self.num_classes * self.num_params
-        exact_limit = solver_options.pop("exact_limit", 4096)
-        self.method = method if method != "auto" else ("exact" if size <= exact_limit else "cg")
+        exact_limit = solver_options.pop("exact_limit", None)
+        exact_memory = solver_options.pop("exact_memory", 1 << 30)
+        if method == "auto":
+            if exact_limit is not None:
+                method = "exact" if size <= exact_limit else "cg"
+            else:
+                costs = solver_costs(self.num_classes, self.num_features, bias=bias is not None,
+                                     max_iter=solver_options.get("max_iter", 1000))
+                method = "exact" if costs["exact_bytes"] <= exact_memory and costs["exact_macs_per_sample"] <= costs["cg_macs_per_sample"] else "cg"
+            if method == "exact":
+                solver_options.pop("max_iter", None)
+        self.method = method
         allowed = {
             "exact": set(),
             "cg": {"tol", "max_iter"},
@@ -465,6 +479,39 @@ class LastLayerInfluence:
         if features_aug.shape != features.shape:
             raise ValueError(f"aug: features_aug must have the shape of features {tuple(features.shape)}, got {tuple(features_aug.shape)}")
         return self.up(features_aug, labels) - self.up(features, labels)
+
+
+def solver_costs(num_classes: int, num_features: int, *, bias: bool = True, max_iter: int = 1000, n: int = 0,
+                 feature_bytes: int = 4, ranks: int = 1) -> dict:
+    """What fitting the engine and one solve cost, by method, for K = ``num_classes``, D =
+    ``num_features`` and (where given) N = ``n`` training samples split over ``ranks`` processes:
+
+    - exact: accumulating sum_i (diag(p_i) - p_i p_i^T) kron h~_i h~_i^T costs (K P)^2 + K P^2
+      multiply-adds per sample (the GEMM of the outer products and the diagonal blocks), the
+      Cholesky factorisation (K P)^3 / 6 once, and the float64 Hessian (K P)^2 * 8 bytes on every
+      rank, all-reduced once;
+    - cg: one Hessian-vector product costs 2 K D multiply-adds per sample (two GEMMs), and
+      ``cg_iterations`` = min(K P, max_iter) of them bound a solve (cg's exact-arithmetic bound);
+      each rank keeps its N / ranks features (``feature_bytes`` each) and float64 softmax
+      outputs, and each product all-reduces K P float64 values;
+    - influence (the op): scoring one sample costs 2 K D multiply-adds (the logits and s_val . grad).
+
+    P = D + 1 with a bias. ``all_reduce_bytes`` is the payload; a ring all-reduce sends and receives
+    2 (ranks - 1) / ranks times it per rank.
+    """
+    k, d = int(num_classes), int(num_features)
+    p = d + (1 if bias else 0)
+    size = k * p
+    iterations = min(size, int(max_iter))
+    shard = -(-int(n) // max(1, int(ranks)))
+    return {
+        "K": k, "D": d, "N": int(n), "ranks": int(ranks), "params": size,
+        "exact_macs_per_sample": size * size + k * p * p, "exact_factor_macs": size ** 3 / 6,
+        "exact_bytes": size * size * 8, "exact_all_reduce_bytes": size * size * 8,
+        "cg_hvp_macs_per_sample": 2 * k * d, "cg_iterations": iterations, "cg_macs_per_sample": iterations * 2 * k * d,
+        "cg_bytes_per_rank": shard * (d * int(feature_bytes) + 8 * k), "cg_all_reduce_bytes": size * 8,
+        "influence_macs_per_sample": 2 * k * d,
+    }
 
 
 def _process_group(distributed):

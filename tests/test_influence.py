@@ -412,3 +412,43 @@ def test_predictions_match_retraining(mnist_or_embedded):
     assert result.replacement.pearson >= 0.99, result.summary()
     assert abs(result.removal.slope - 1) <= 0.15, result.summary()
     assert abs(result.replacement.slope - 1) <= 0.15, result.summary()
+
+
+def test_auto_chooses_from_the_solver_costs():
+    from infaug.engine import solver_costs
+
+    c = solver_costs(10, 128)
+    assert c["params"] == 1290 and c["exact_bytes"] == 1290**2 * 8 and c["cg_iterations"] == 1000
+    assert c["exact_macs_per_sample"] == 1290**2 + 10 * 129**2 and c["cg_macs_per_sample"] == 1000 * 2 * 10 * 128
+    for (k, d), method in {(10, 128): "exact", (3, 2): "exact", (10, 512): "cg", (1000, 2048): "cg"}.items():
+        assert LastLayerInfluence(torch.zeros(k, d), torch.zeros(k)).method == method, (k, d)
+        costs = solver_costs(k, d)
+        assert (method == "exact") == (costs["exact_macs_per_sample"] <= costs["cg_macs_per_sample"] and costs["exact_bytes"] <= 1 << 30)
+    # a memory budget below the Hessian, or fewer cg iterations allowed, turn exact into cg
+    assert LastLayerInfluence(torch.zeros(10, 128), torch.zeros(10), exact_memory=1 << 20).method == "cg"
+    assert LastLayerInfluence(torch.zeros(10, 128), torch.zeros(10), max_iter=50).method == "cg"
+    assert LastLayerInfluence(torch.zeros(10, 512), torch.zeros(10), exact_limit=10_000).method == "exact"
+    # the ImageNet head: cg, whose memory and all-reduce shrink and stay with P ranks
+    big = solver_costs(1000, 2048, n=1_281_167, ranks=8)
+    assert big["exact_bytes"] > 30e12 and big["cg_all_reduce_bytes"] == 1000 * 2049 * 8
+    assert big["cg_bytes_per_rank"] == -(-1_281_167 // 8) * (2048 * 4 + 8 * 1000)
+
+
+def test_scale_study_runs_and_extrapolates_from_its_measurements(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_scale.py"
+    out = tmp_path / "scale.json"
+    subprocess.run([sys.executable, str(script), "--quick", "--out", str(out)], check=True, capture_output=True, timeout=300)
+    result = json.loads(out.read_text())
+    rates = result["rates_macs_per_second"]
+    assert all(v > 0 for v in rates.values()) and {r["kind"] for r in result["measured"]} == {"cg_hvp", "exact", "influence"}
+    rows = result["extrapolated"]
+    assert [r["ranks"] for r in rows] == [1, 2, 8, 64] and all(r["auto"] == "cg" for r in rows)
+    # sharded work shrinks with P, what every rank holds does not
+    assert rows[0]["cg_hvp_seconds"] > rows[-1]["cg_hvp_seconds"] and rows[0]["exact_hessian_bytes_per_rank"] == rows[-1]["exact_hessian_bytes_per_rank"]
+    n, d, k = rows[0]["N"], rows[0]["D"], rows[0]["K"]
+    assert rows[0]["cg_hvp_seconds"] == pytest.approx(2 * k * d * n / rates["cg_hvp"])
