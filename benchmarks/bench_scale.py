@@ -8,7 +8,8 @@ all-reduce carries for P ranks.
 
 Costs are counted by ``infaug.engine.solver_costs`` (multiply-adds and bytes; the same function
 ``method="auto"`` decides with). The measurements give this machine's rate in multiply-adds per
-second for each kind of work (the median over the sizes measured); a size that does not fit is
+second for each kind of work (measured at the target's D and K where it was, so that only N is
+extrapolated; else the median over the sizes measured); a size that does not fit is
 extrapolated as its count over that rate, divided by P ranks for the work that is sharded (the
 training samples), not for what every rank repeats (the exact Hessian's factorisation). Times of
 the all-reduces themselves are not modelled (their payloads are given): on one node they are small
@@ -88,7 +89,21 @@ def measure_influence(n, d, k) -> dict:
     return {"kind": "influence", "N": n, "D": d, "K": k, "seconds": seconds, "macs": macs, "rate": macs / seconds}
 
 
-def extrapolate(n, d, k, rates: dict) -> list[dict]:
+def rates_for(measured: list[dict], d: int, k: int) -> dict:
+    """Multiply-adds per second of each kind of work: measured at this head's D and K where it was
+    (so only N is extrapolated), else the median over every size measured."""
+    rates = {}
+    for kind in ("cg_hvp", "exact", "influence"):
+        rows = [r for r in measured if r["kind"] == kind]
+        same = [r for r in rows if (r["D"], r["K"]) == (d, k)]
+        rates[kind] = statistics.median(r["rate"] for r in (same or rows))
+        rates[f"{kind}_from"] = "this D and K" if same else "median of all sizes"
+    rates["exact_factor"] = statistics.median(r["factor_rate"] for r in measured if r["kind"] == "exact")
+    return rates
+
+
+def extrapolate(n, d, k, measured: list[dict]) -> list[dict]:
+    rates = rates_for(measured, d, k)
     rows = []
     for ranks in RANKS:
         c = solver_costs(k, d, n=n, ranks=ranks)
@@ -103,7 +118,7 @@ def extrapolate(n, d, k, rates: dict) -> list[dict]:
             "exact_fit_seconds": c["exact_macs_per_sample"] * shard / rates["exact"],
             "exact_factor_seconds": c["exact_factor_macs"] / rates["exact_factor"],
             "influence_seconds": c["influence_macs_per_sample"] * shard / rates["influence"],
-            "auto": _auto(k, d),
+            "auto": _auto(k, d), "rates": rates,
         })
     return rows
 
@@ -129,6 +144,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--from", dest="source", default=None, help="extrapolate again from the measurements of this JSON file")
     args = parser.parse_args()
     torch.manual_seed(0)
     if args.quick:
@@ -140,8 +156,8 @@ def main() -> None:
         exact_sizes = [(5000, 64, 10), (5000, 128, 10), (5000, 256, 10), (5000, 512, 10), (2000, 64, 100)]
         influence_sizes = [(50_000, d, k) for d in (512, 2048) for k in (10, 100, 1000)]
     fits = lambda n, d, k: solver_costs(k, d, n=n)["cg_bytes_per_rank"] + n * k * 8 * 2 <= MEMORY  # noqa: E731
-    measured = []
-    for sizes, fn in ((hvp_sizes, measure_hvp), (exact_sizes, measure_exact), (influence_sizes, measure_influence)):
+    measured = json.loads(Path(args.source).read_text())["measured"] if args.source else []
+    for sizes, fn in [] if args.source else ((hvp_sizes, measure_hvp), (exact_sizes, measure_exact), (influence_sizes, measure_influence)):
         for n, d, k in sizes:
             if fn is not measure_exact and not fits(n, d, k):
                 print(f"skip {fn.__name__} N={n} D={d} K={k}: above {MEMORY >> 30} GiB here", flush=True)
@@ -149,16 +165,16 @@ def main() -> None:
             row = fn(n, d, k)
             measured.append(row)
             print(json.dumps(row), flush=True)
-    rates = {kind: statistics.median(r["rate"] for r in measured if r["kind"] == kind) for kind in ("cg_hvp", "exact", "influence")}
-    rates["exact_factor"] = statistics.median(r["factor_rate"] for r in measured if r["kind"] == "exact")
+    rates = rates_for(measured, 0, 0)  # the medians over every size
     targets = TARGETS if not args.quick else [(100_000, 512, 100)]
-    extrapolated = [row for n, d, k in targets for row in extrapolate(n, d, k, rates)]
-    result = {"environment": common.environment(torch.device("cpu")), "threads": torch.get_num_threads(), "load_average": os.getloadavg(),
+    extrapolated = [row for n, d, k in targets for row in extrapolate(n, d, k, measured)]
+    environment = json.loads(Path(args.source).read_text())["environment"] if args.source else common.environment(torch.device("cpu"))
+    result = {"environment": environment, "threads": torch.get_num_threads(), "load_average": os.getloadavg(),
               "rates_macs_per_second": rates, "measured": measured, "extrapolated": extrapolated}
     device = "cpu"
     out = Path(args.out or Path(__file__).resolve().parent / "results" / f"scale-{device}{'-quick' if args.quick else ''}.json")
     out.write_text(json.dumps(result, indent=1))
-    print(f"\nrates (multiply-adds per second): " + ", ".join(f"{k} {v / 1e9:.1f} G" for k, v in rates.items()))
+    print("\nrates (multiply-adds per second, medians): " + ", ".join(f"{k} {v / 1e9:.1f} G" for k, v in rates.items() if not k.endswith("_from")))
     print("\n| N | D | K | ranks | auto | cg H v | cg memory / rank | all-reduce / H v | exact Hessian / rank | exact fit | influence over N |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in extrapolated:

@@ -445,10 +445,10 @@ def test_scale_study_runs_and_extrapolates_from_its_measurements(tmp_path):
     subprocess.run([sys.executable, str(script), "--quick", "--out", str(out)], check=True, capture_output=True, timeout=300)
     result = json.loads(out.read_text())
     rates = result["rates_macs_per_second"]
-    assert all(v > 0 for v in rates.values()) and {r["kind"] for r in result["measured"]} == {"cg_hvp", "exact", "influence"}
+    assert all(v > 0 for k, v in rates.items() if not k.endswith("_from")) and {r["kind"] for r in result["measured"]} == {"cg_hvp", "exact", "influence"}
     rows = result["extrapolated"]
     assert [r["ranks"] for r in rows] == [1, 2, 8, 64] and all(r["auto"] == "cg" for r in rows)
     # sharded work shrinks with P, what every rank holds does not
     assert rows[0]["cg_hvp_seconds"] > rows[-1]["cg_hvp_seconds"] and rows[0]["exact_hessian_bytes_per_rank"] == rows[-1]["exact_hessian_bytes_per_rank"]
     n, d, k = rows[0]["N"], rows[0]["D"], rows[0]["K"]
-    assert rows[0]["cg_hvp_seconds"] == pytest.approx(2 * k * d * n / rates["cg_hvp"])
+    assert rows[0]["cg_hvp_seconds"] == pytest.approx(2 * k * d * n / rows[0]["rates"]["cg_hvp"])
