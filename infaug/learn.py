@@ -21,15 +21,16 @@ from typing import Iterable, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from infaug import distributed
 from infaug.augmentations import AffineRanges
 from infaug.augmenter import Augmenter
-from infaug.train.seeds import derive, rng
 from infaug.config import EncoderConfig, GeneratorConfig
 from infaug.engine import last_layer_features, last_linear
 from infaug.models import Encoder, Generator
 from infaug.train.classifier import influence_engine
 from infaug.train.encoder import train_encoder
 from infaug.train.gan import pretrain_from_config
+from infaug.train.seeds import derive, rng
 
 __all__ = ["learn_augmenter"]
 
@@ -92,6 +93,12 @@ def learn_augmenter(
         generator_config, encoder_config: the settings of G, its pre-training, E and its training,
             as ``infaug run`` takes them (``infaug.config``). ranges: the random affine transforms
             whose flow fields G's flow critic takes as real.
+
+    Under torchrun (``torch.distributed`` initialised, e.g. by ``infaug.distributed.setup()``,
+    with P > 1 processes) every process passes the same data and gets the same Augmenter: G's
+    pre-training draws ``batch_size / P`` images per process and averages the gradients, E trains
+    in DistributedDataParallel on the rows ``rank::P`` of each batch, and the influence engine is
+    fitted on each process's shard.
     """
     device = next(model.parameters()).device
     (train_x, train_y), validation = _tensors(train, "train", device), _tensors(validation, "validation", device)
@@ -99,21 +106,23 @@ def learn_augmenter(
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the caller's RNG is left alone
         torch.manual_seed(derive(seed, "learn_augmenter"))
         return _learn(wrapped, train_x, train_y, validation, unlabelled, damping, gan_steps, encoder_steps,
-                      rng(seed, "learn_augmenter"), generator, generator_config, encoder_config, ranges)
+                      rng(seed, "learn_augmenter"), generator, generator_config, encoder_config, ranges, seed)
 
 
 def _learn(wrapped, train_x, train_y, validation, unlabelled, damping, gan_steps, encoder_steps, rng, generator,
-           generator_config, encoder_config, ranges) -> Augmenter:
+           generator_config, encoder_config, ranges, seed) -> Augmenter:
     device = train_x.device
+    local = distributed.rank_rng(seed, "learn_augmenter", rng)  # rng itself in one process
     _, c, h, w = train_x.shape
     g, e = generator_config, encoder_config
     if generator is None:
         generator = Generator(c, h, w, latent=g.latent, spatial_latent=g.spatial_latent, hidden=g.hidden, smooth=g.smooth).to(device)
         images = train_x if unlabelled is None else torch.cat([train_x, unlabelled.to(device)])
-        pretrain_from_config(generator, images, g, ranges=ranges, rng=rng, steps=gan_steps)
+        pretrain_from_config(generator, images, g, ranges=ranges, rng=local, steps=gan_steps, seed=seed)
     generator.eval()
     engine = influence_engine(wrapped, (train_x, train_y), validation, damping=damping)
     encoder = Encoder(c, generator.latent, e.width, e.noise).to(device)
     train_encoder(encoder, generator, wrapped, engine, train_x, train_y, steps=e.steps if encoder_steps is None else encoder_steps,
-                  batch_size=min(e.batch_size, len(train_y)), lr=e.lr, penalty=e.tau_penalty, rng=rng, kl=e.kl, clip=e.clip)
+                  batch_size=min(e.batch_size, len(train_y)), lr=e.lr, penalty=e.tau_penalty, rng=rng, kl=e.kl, clip=e.clip,
+                  noise_rng=local)
     return Augmenter(generator, encoder)

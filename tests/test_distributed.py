@@ -184,3 +184,11 @@ def test_minibatch_lissa_is_refused_with_distributed(tmp_path):
         assert torch.equal(a.s_weight, b.s_weight)
     finally:
         dist.destroy_process_group()
+
+
+def test_learn_augmenter_on_two_ranks_gives_every_rank_the_same_augmenter(tmp_path):
+    torchrun([str(HERE / "distributed" / "learn_worker.py"), str(tmp_path)])
+    a, b = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
+    assert a.keys() == b.keys() and any(k.startswith("encoder.") for k in a)
+    for key in a:  # G's averaged gradients and E's DistributedDataParallel keep the ranks in step
+        torch.testing.assert_close(a[key], b[key], rtol=1e-6, atol=1e-7, msg=key)
