@@ -131,14 +131,16 @@ def run_command(args: argparse.Namespace) -> dict:
     except (KeyError, TypeError, ValueError) as error:
         raise SystemExit(f"infaug run: {error.args[0] if error.args else error}") from None
     try:
-        return run(config, out, resume=args.resume)
+        metrics = run(config, out, resume=args.resume)
     except (RunError, CorruptFileError, FileNotFoundError, ValueError) as error:
         # bad input (data, configuration, folder): one line that says what to do; INFAUG_DEBUG=1 shows the traceback
         if os.environ.get("INFAUG_DEBUG") == "1":
             raise
         raise SystemExit(f"infaug run: {error}") from None
-    finally:
-        distributed.cleanup()  # under torchrun: leave the process group (nothing in one process)
+    # under torchrun: leave the process group (after a failure the process just exits, and torchrun
+    # stops the others, rather than waiting at cleanup's barrier for ranks that will not come)
+    distributed.cleanup()
+    return metrics
 
 
 def table_command(args: argparse.Namespace) -> None:

@@ -37,7 +37,7 @@ from torch import Tensor
 
 __all__ = [
     "agree", "all_gather_objects", "all_reduce_sum", "average_gradients", "backend_for", "barrier", "broadcast", "cleanup",
-    "data_parallel", "is_distributed", "is_main", "launched_by_torchrun", "rank", "rank_rng", "rank_states", "restore_rank_rng",
+    "data_parallel", "is_distributed", "is_main", "launched_by_torchrun", "rank", "rank_rng", "rank_states", "restore_rank_rng", "sync_buffers",
     "setup", "shard", "shard_sizes", "world_size",
 ]
 
@@ -87,7 +87,11 @@ def setup(device: str | torch.device = "cpu", timeout_s: float = 1800.0) -> torc
 
 
 def cleanup() -> None:
+    """Leaves the process group. All ranks meet at a barrier first: a gloo rank that tears its
+    connections down while another still reads from them can abort that one at exit."""
     if dist.is_available() and dist.is_initialized():
+        if dist.get_world_size() > 1:
+            dist.barrier()
         dist.destroy_process_group()
 
 
@@ -210,3 +214,13 @@ def restore_rank_rng(states: Optional[list], generator: torch.Generator, seed: i
     from infaug.train.seeds import derive
 
     generator.manual_seed(derive(seed, f"{part}/rank {rank()} of {world_size()}/resumed at {position}"))
+
+
+def sync_buffers(module: torch.nn.Module) -> None:
+    """Rank 0's buffers (BatchNorm's running statistics) on every rank. After training steps in
+    which each rank normalised its own shard, this makes evaluation, features and checkpoints the
+    same on all ranks. One process: nothing."""
+    if not is_distributed():
+        return
+    for buffer in module.buffers():
+        dist.broadcast(buffer.data, src=0)

@@ -127,6 +127,7 @@ class ClassifierTrainer:
                 total = float(distributed.all_reduce_sum(torch.tensor([total], dtype=torch.float64))) / parts
             history.append(total / max(count, 1))
             self.epochs_done += 1
+            distributed.sync_buffers(self.model)  # P > 1: rank 0's BatchNorm statistics everywhere, before anything reads them
             if on_epoch is not None:
                 on_epoch()
         return history
