@@ -36,7 +36,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 __all__ = [
-    "agree", "all_gather_objects", "all_reduce_sum", "average_gradients", "backend_for", "barrier", "broadcast", "cleanup",
+    "agree", "all_gather_objects", "all_reduce_sum", "backend_for", "barrier", "broadcast", "cleanup",
     "data_parallel", "is_distributed", "is_main", "launched_by_torchrun", "rank", "rank_rng", "rank_states", "restore_rank_rng", "sync_buffers",
     "setup", "shard", "shard_sizes", "world_size",
 ]
@@ -172,24 +172,6 @@ def data_parallel(module: torch.nn.Module) -> torch.nn.Module:
         module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
         return DistributedDataParallel(module, device_ids=[device])
     return DistributedDataParallel(module)
-
-
-def average_gradients(parameters) -> None:
-    """Replaces each gradient by its mean over the ranks (what DistributedDataParallel does in
-    backward), for training steps that do not go through a module's forward: the WGAN-GP critics'
-    double backward and G's transform_parameters/apply_parameters. One process: nothing."""
-    if not is_distributed():
-        return
-    grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-    flat /= world_size()
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset : offset + g.numel()].view_as(g))
-        offset += g.numel()
 
 
 def rank_states(generator: torch.Generator) -> Optional[list]:

@@ -104,13 +104,16 @@ class Generator(nn.Module):
         ``augment`` is used (the fused op, or ``infaug.reference``)."""
         return ops.augment(x, *params, smooth=self.smooth, padding_mode=self.padding_mode).clamp(0, 1)
 
-    def forward(self, x: Tensor, tau: Tensor, *, ops=infaug) -> Tensor:
-        """x~ = augment(x, G(tau)) in [0, 1]: x (N, C, H, W), tau (N, latent) -> (N, C, H, W)."""
+    def forward(self, x: Tensor, tau: Tensor, *, ops=infaug, return_params: bool = False):
+        """x~ = augment(x, G(tau)) in [0, 1]: x (N, C, H, W), tau (N, latent) -> (N, C, H, W); with
+        ``return_params`` also the parameters (theta_w, theta_b, color_w, color_b) it applied."""
         if x.dim() != 4 or tuple(x.shape[1:]) != (self.channels, self.height, self.width):
             raise ValueError(f"G: x must have shape (N, {self.channels}, {self.height}, {self.width}), got {tuple(x.shape)}")
         if tau.shape != (x.shape[0], self.latent):
             raise ValueError(f"G: tau must have shape ({x.shape[0]}, {self.latent}), got {tuple(tau.shape)}")
-        return self.apply_parameters(x, self.transform_parameters(tau), ops=ops)
+        params = self.transform_parameters(tau)
+        out = self.apply_parameters(x, params, ops=ops)
+        return (out, params) if return_params else out
 
     def sampling_field(self, tau: Tensor) -> Tensor:
         """The smoothed sampling points s (N, 2, H, W) of G(tau), in normalised (x, y) coordinates:

@@ -6,11 +6,11 @@
 - G also minimises 1 / (MSE(s, identity) + eps) + 1 / (MSE(x~, x) + eps), which keeps it away from
   the identity transform (a G that does nothing would fool the image critic perfectly).
 
-Under torchrun (``infaug.distributed``) each of the P ranks draws its own batches (of
-``batch_size / P`` images, from its own seeded stream) and the gradients of G and of the critics
-are averaged over the ranks after each backward, before each optimiser step: what
-DistributedDataParallel does, written out because WGAN-GP's penalty differentiates the critics
-twice and G's step goes through ``transform_parameters``, not a module's forward.
+Under torchrun (``infaug.distributed``) G and both critics are in DistributedDataParallel and each
+of the P ranks draws its own batches (of ``batch_size / P`` images, from its own seeded stream):
+the critics' steps (both gaps and the gradient penalty, whose double backward DDP handles as it
+does a single one) and G's step average their gradients over the ranks in backward. G's step
+scores its outputs with the critics themselves, not their DDP wrappers: they are frozen there.
 """
 
 from __future__ import annotations
@@ -99,6 +99,9 @@ def pretrain_generator(
         list(image_critic.parameters()) + list(flow_critic.parameters()), lr=lr, betas=(0.5, 0.9)
     )
     generator_optimizer = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.9))
+    # the modules themselves in one process; in DistributedDataParallel on P > 1 ranks
+    image_critic_step, flow_critic_step = distributed.data_parallel(image_critic), distributed.data_parallel(flow_critic)
+    generator_step = distributed.data_parallel(generator)
     identity = base_grid(h, w, align_corners=False, dtype=images.dtype, device=device)
     history, start = GanHistory(), 0
 
@@ -139,21 +142,20 @@ def pretrain_generator(
                 params = generator.transform_parameters(tau)
                 fake, fake_flow = generator.apply_parameters(source, params), sampling_field(params[0], params[1], generator.smooth)
             flow = real_flows()
-            image_gap = image_critic(real).mean() - image_critic(fake).mean()
-            flow_gap = flow_critic(flow).mean() - flow_critic(fake_flow).mean()
-            image_gp = gradient_penalty(image_critic, real, fake, rng)
-            flow_gp = gradient_penalty(flow_critic, flow, fake_flow, rng)
+            image_gap = image_critic_step(real).mean() - image_critic_step(fake).mean()
+            flow_gap = flow_critic_step(flow).mean() - flow_critic_step(fake_flow).mean()
+            image_gp = gradient_penalty(image_critic_step, real, fake, rng)
+            flow_gp = gradient_penalty(flow_critic_step, flow, fake_flow, rng)
             critic_loss = -(image_gap + flow_gap) + gradient_penalty_weight * (image_gp + flow_gp)
             critic_optimizer.zero_grad(set_to_none=True)
             critic_loss.backward()
-            distributed.average_gradients(critic_parameters)
             check_step("G pre-training (critics)", step, critic_loss, critic_parameters)
             critic_optimizer.step()
         # G: maximise both critics' scores of its outputs, and stay away from the identity.
         source = batch()
         tau = generator.sample_latent(batch_size, generator=rng)
-        params = generator.transform_parameters(tau)
-        fake, fake_flow = generator.apply_parameters(source, params), sampling_field(params[0], params[1], generator.smooth)
+        fake, params = generator_step(source, tau, return_params=True)
+        fake_flow = sampling_field(params[0], params[1], generator.smooth)
         flow_mse = (fake_flow - identity).square().mean()
         image_mse = (fake - source).square().mean()
         with _no_parameter_grads(image_critic, flow_critic):  # the critics are fixed in G's step
@@ -164,7 +166,6 @@ def pretrain_generator(
             )
             generator_optimizer.zero_grad(set_to_none=True)
             generator_loss.backward()
-        distributed.average_gradients(generator.parameters())
         check_step("G pre-training (generator)", step, generator_loss, generator.parameters())
         generator_optimizer.step()
         names = ("image_distance", "flow_distance", "image_penalty", "flow_penalty", "generator_loss", "flow_mse")
