@@ -36,7 +36,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 __all__ = [
-    "agree", "all_gather_objects", "all_reduce_sum", "backend_for", "barrier", "broadcast", "cleanup",
+    "agree", "all_gather_objects", "all_reduce_sum", "backend_for", "barrier", "cleanup",
     "data_parallel", "is_distributed", "is_main", "launched_by_torchrun", "rank", "rank_rng", "rank_states", "restore_rank_rng", "sync_buffers",
     "setup", "shard", "shard_sizes", "world_size",
 ]
@@ -100,18 +100,21 @@ def barrier() -> None:
         dist.barrier()
 
 
-def all_reduce_sum(tensor: Tensor, group=None) -> Tensor:
-    """The sum of ``tensor`` over the ranks of ``group`` (default: all), in place and returned.
-    The identity in a single process. gloo reduces CPU tensors; NCCL CUDA ones."""
-    if group is not None or is_distributed():
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=group)
-    return tensor
+def _collective_device() -> torch.device:
+    """Where the backend's collectives take their tensors: this rank's GPU for NCCL, else the CPU."""
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
-def broadcast(tensor: Tensor, source: int = 0, group=None) -> Tensor:
-    """``tensor`` of rank ``source`` on every rank (in place), so that all hold the same bits."""
-    if group is not None or is_distributed():
-        dist.broadcast(tensor, src=source, group=group)
+def all_reduce_sum(tensor: Tensor) -> Tensor:
+    """The sum of ``tensor`` over all ranks, in place and returned; the identity in a single
+    process. A tensor on another device than the backend's (a CPU scalar under NCCL) is reduced
+    through a copy there."""
+    if is_distributed():
+        device = _collective_device()
+        moved = tensor if tensor.device == device else tensor.to(device)
+        dist.all_reduce(moved, op=dist.ReduceOp.SUM)
+        if moved is not tensor:
+            tensor.copy_(moved)
     return tensor
 
 
@@ -143,7 +146,7 @@ def agree(flag: bool) -> bool:
     checkpoint is due, is the same everywhere)."""
     if not is_distributed():
         return flag
-    value = torch.tensor([1.0 if flag else 0.0])
+    value = torch.tensor([1.0 if flag else 0.0], device=_collective_device())
     dist.broadcast(value, src=0)
     return bool(value.item())
 

@@ -309,7 +309,6 @@ class LastLayerInfluence:
 
     def _require_fit(self, what: str) -> None:
         if self._sync()[0] == 0:
-            self._synced = None
             raise RuntimeError(f"{what} needs the training samples first: call fit(features, labels)"
                                + (" (no rank has any)" if self._group is not None else ""))
 

@@ -173,8 +173,11 @@ def influence_engine(
     # copies: the engine must not follow the head when F trains on
     engine = LastLayerInfluence(model.head.weight.detach().clone(), None if bias is None else bias.detach().clone(),
                                 damping=damping, distributed=distributed.is_distributed())
-    rows = distributed.shard(torch.arange(len(labels), device=labels.device))  # all of them in one process
-    val_rows = distributed.shard(torch.arange(len(validation[1]), device=labels.device))
+    # this rank's rows rank::P of the training and validation samples (all of them, uncopied, in one process)
+    rows = val_rows = slice(None)
+    if distributed.is_distributed():
+        rows = distributed.shard(torch.arange(len(labels), device=labels.device))
+        val_rows = distributed.shard(torch.arange(len(validation[1]), device=labels.device))
     engine.fit(features(model, images[rows]), labels[rows])
     if train_augmented is not None:
         engine.fit(features(model, train_augmented[rows]), labels[rows])

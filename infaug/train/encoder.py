@@ -55,12 +55,17 @@ def frozen(*modules: nn.Module) -> Iterator[None]:
                 p.requires_grad_(flag)
 
 
+def _tau_excess(tau: Tensor) -> Tensor:
+    """relu(|tau|^2 / latent - r) per sample (N,), r = 1 + 3 sqrt(2 / latent)."""
+    latent = tau.shape[1]
+    return torch.relu(tau.square().mean(1) - (1 + 3 * (2 / latent) ** 0.5))
+
+
 def tau_penalty(tau: Tensor) -> Tensor:
     """mean over samples of relu(|tau|^2 / latent - r): zero inside the prior's typical radius,
     r = 1 + 3 sqrt(2 / latent) (|tau|^2 / latent of a prior draw has mean 1 and standard deviation
     sqrt(2 / latent), so r is three of them beyond the mean)."""
-    latent = tau.shape[1]
-    return torch.relu(tau.square().mean(1) - (1 + 3 * (2 / latent) ** 0.5)).mean()
+    return _tau_excess(tau).mean()
 
 
 def i_aug(model: nn.Module, engine: LastLayerInfluence, x: Tensor, x_aug: Tensor, labels: Tensor) -> Tensor:
@@ -100,11 +105,8 @@ def encoder_loss(
     if total is None:
         loss = values.mean() + penalty * tau_penalty(tau) + kl * 0.5 * mu.square().mean()
         return loss, (scores - base).mean()
-    weight = distributed.world_size() / total
-    latent = tau.shape[1]
-    radius = 1 + 3 * (2 / latent) ** 0.5  # as in tau_penalty
-    per_sample = values + penalty * torch.relu(tau.square().mean(1) - radius) + kl * 0.5 * mu.square().mean(1)
-    return per_sample.sum() * weight, (scores - base).sum() / total
+    per_sample = values + penalty * _tau_excess(tau) + kl * 0.5 * mu.square().mean(1)
+    return per_sample.sum() * (distributed.world_size() / total), (scores - base).sum() / total
 
 
 def train_encoder(
