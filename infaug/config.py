@@ -100,6 +100,10 @@ class EncoderConfig:
     tau_penalty: float = 1.0  # weight of mean(relu(|tau|^2 / latent - 1))
     kl: float = 1.0  # weight of the trust region mean(|mu|^2) / 2 around G's prior
     clip: float = 1.0  # > 0: each sample's normalised I_aug v counts as clip * tanh(v / clip)
+    # After each round E's mean is scaled by one of these factors (0: G's prior; 1: E as trained):
+    # with several, the one whose augmentations, added to the training samples, give F's retrained
+    # last layer the lowest validation loss (see infaug.train.encoder.choose_shrink).
+    shrink: tuple = (1.0,)
 
 
 @dataclass(frozen=True)
@@ -274,6 +278,8 @@ def _validate(c: Config) -> None:
     _check(e.steps >= 0, "encoder.steps", ">= 0", e.steps)
     _check(e.batch_size >= 1 and e.width >= 1, "encoder.batch_size and encoder.width", ">= 1", (e.batch_size, e.width))
     _check(e.lr > 0, "encoder.lr", "> 0", e.lr)
+    _check(len(e.shrink) >= 1 and all(isinstance(a, float) and 0 <= a <= 1 for a in e.shrink), "encoder.shrink",
+           "a non-empty list of factors in [0, 1]", list(e.shrink))
     _check(d.unlabelled >= -1, "data.unlabelled", ">= 0, or -1 for all", d.unlabelled)
     _check(d.test >= 0, "data.test", ">= 0", d.test)
     _check(0 < c.kornia.randaugment_m < 30, "kornia.randaugment_m", "in (0, 30) (kornia's range)", c.kornia.randaugment_m)

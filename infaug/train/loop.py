@@ -3,7 +3,8 @@
     train F (warm-up epochs, with the method's augmentation)
     for each round:
         s_val at F's current weights (the Hessian over the training samples and their augmentations)
-        proposed only: train E by influence, F and G fixed
+        proposed only: train E by influence, F and G fixed (then, with encoder.shrink, scale its
+            mean by the factor that F's exactly retrained last layer prefers)
         train F further on originals plus augmentations
     evaluate F on the validation and the test split, once
 
@@ -27,7 +28,7 @@ from infaug.augmenter import Augmenter
 from infaug.config import Config
 from infaug.train.checkpoint import Checkpoints, Phase, rng_states, set_rng_states
 from infaug.train.classifier import ClassifierTrainer, evaluate, influence_engine
-from infaug.train.encoder import i_aug, train_encoder
+from infaug.train.encoder import choose_shrink, i_aug, train_encoder
 from infaug.train.seeds import derive
 from infaug.train.seeds import rng as seeded
 from infaug.train.task import Task
@@ -172,6 +173,11 @@ def run_method(
                                   batch_size=e.batch_size, lr=e.lr, penalty=e.tau_penalty, rng=rng, kl=e.kl, clip=e.clip,
                                   label=f"seed {seed} {method} E round {number}", noise_rng=local)
                 )
+                if len(e.shrink) > 1 or e.shrink[0] != 1.0:
+                    record["shrink"], losses = choose_shrink(encoder, augment, model, task.train, task.validation, e.shrink,
+                                                             damping=c.damping, rng=seeded(seed, f"shrink round {number}"))
+                    if losses:
+                        record["shrink_val_loss"] = losses
                 record["encoder_seconds"] = time.perf_counter() - encoder_start
                 record["holdout_i_aug_trained"] = _mean_i_aug(model, engine, holdout_x, holdout_y, augment, measure)
                 if number == len(schedule) - 1:

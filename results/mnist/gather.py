@@ -1,20 +1,59 @@
 """Gathers results/mnist/SETTING/seedS/metrics.json into results/mnist.json: for each setting the
-metrics of every seed, and per method the mean and standard deviation of the test accuracy."""
+metrics of every seed, and per method the mean and standard deviation of the test accuracy.
+
+A variant setting (VARIANTS) reruns only the methods that a changed key affects; the other methods
+of each seed are taken from the base setting's same seed, after checking that the two
+configurations agree on every key but those the variant may change (so that, the runs being
+deterministic, the base's figures are exactly what the variant's preset gives for them)."""
 
 import json
 import statistics
 from pathlib import Path
 
-root = Path(__file__).resolve().parent
-out = {}
-for setting in sorted(p for p in root.iterdir() if p.is_dir()):
+# variant folder -> (base folder, the keys the variant changes: they affect only the methods it reruns)
+VARIANTS = {"1pct-shrink": ("1pct", {"encoder.shrink"}), "10pct-shrink": ("10pct", {"encoder.shrink"})}
+MAY_DIFFER = {"run.methods", "data.data_dir"}
+
+
+def flat(values: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in values.items():
+        out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+def finished_seeds(folder: Path) -> dict:
     seeds = {}
-    for path in sorted(setting.glob("seed*/metrics.json")):
+    for path in sorted(folder.glob("seed*/metrics.json")):
         metrics = json.loads(path.read_text())
         wanted = len(metrics["config"]["run"]["seeds"])
         if any(len(m["test_accuracy"]) != wanted for m in metrics["methods"].values()):
             continue  # an unfinished seed is not reported
         seeds[path.parent.name] = metrics
+    return seeds
+
+
+def merged(variant: dict, base: dict, changed: set) -> dict:
+    """The variant's seed with the methods it did not run taken from the base's seed."""
+    differ = {k for k in flat(variant["config"]).keys() | flat(base["config"]).keys()
+              if flat(variant["config"]).get(k) != flat(base["config"]).get(k)} - changed - MAY_DIFFER - {"preset"}
+    if differ:
+        raise SystemExit(f"gather: a variant's configuration differs from its base's in {sorted(differ)}")
+    out = dict(variant)
+    out["methods"] = {**base["methods"], **variant["methods"]}
+    out["rounds"] = {**base["rounds"], **variant["rounds"]}
+    out["methods_from_base"] = sorted(set(base["methods"]) - set(variant["methods"]))
+    return out
+
+
+root = Path(__file__).resolve().parent
+out = {}
+for setting in sorted(p for p in root.iterdir() if p.is_dir()):
+    seeds = finished_seeds(setting)
+    if setting.name in VARIANTS:
+        base_name, changed = VARIANTS[setting.name]
+        base = finished_seeds(root / base_name)
+        seeds = {name: merged(m, base[name], changed) for name, m in seeds.items() if name in base}
     if not seeds:
         continue
     methods = list(next(iter(seeds.values()))["methods"])
@@ -31,13 +70,28 @@ for setting in sorted(p for p in root.iterdir() if p.is_dir()):
             if method != "proposed":
                 s["proposed_wins"] = sum(p > o for p, o in zip(mine, s["test_accuracy"]))
                 s["proposed_minus_this_mean"] = statistics.mean(p - o for p, o in zip(mine, s["test_accuracy"]))
-    out[setting.name] = {"summary": summary, "metrics": seeds}
+    # The influence diagnostics of proposed's last round, mean over the seeds: I_aug on the held-out
+    # labelled samples, and the last-layer check (predicted and measured change of the validation
+    # loss when every training sample is replaced by its augmentation and F's last layer retrained).
+    diagnostics = {}
+    for source in ("proposed", "random_g", "heuristic"):
+        holdout = [m["holdout_i_aug"][source][0] for m in seeds.values() if m.get("holdout_i_aug")]
+        full = [r for m in seeds.values() if m.get("last_layer_check") for r in m["last_layer_check"][source][0] if r["share"] == 1.0]
+        if holdout and full:
+            diagnostics[source] = {"seeds": len(full), "holdout_i_aug_mean": statistics.mean(holdout),
+                                   "last_layer_predicted_mean": statistics.mean(r["predicted"] for r in full),
+                                   "last_layer_actual_mean": statistics.mean(r["actual"] for r in full),
+                                   "last_layer_actual": [r["actual"] for r in full]}
+    out[setting.name] = {"summary": summary, "diagnostics": diagnostics, "metrics": seeds}
 (root.parent / "mnist.json").write_text(json.dumps(out, indent=1))
 for name, setting in out.items():
     print(name)
     for method, s in setting["summary"].items():
         wins = f"; proposed better on {s['proposed_wins']} of {s['seeds']} seeds ({s['proposed_minus_this_mean']:+.2f})" if "proposed_wins" in s else ""
         print(f"  {method:>14}: {s['test_accuracy_mean']:.2f} ± {s['test_accuracy_sd']:.2f} ({s['seeds']} seeds, {s['seconds_mean']:.0f} s a run){wins}")
+    for source, d in setting["diagnostics"].items():
+        print(f"  {source:>14} augmentations: held-out I_aug {d['holdout_i_aug_mean']:+.4f}; last layer retrained on all of them: "
+              f"predicted {d['last_layer_predicted_mean']:+.4f}, measured {d['last_layer_actual_mean']:+.4f} (val loss, {d['seeds']} seeds)")
 
 # The paper's numbers (SPEC 4) beside ours, as the README's table.
 PAPER = {"1pct": {"none": "90.2", "heuristic": "95.9", "proposed": "96.7"}, "10pct": {"none": "97.3", "heuristic": "99.0", "proposed": "99.3"}}
