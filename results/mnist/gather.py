@@ -11,7 +11,7 @@ import statistics
 from pathlib import Path
 
 # variant folder -> (base folder, the keys the variant changes: they affect only the methods it reruns)
-VARIANTS = {"1pct-shrink": ("1pct", {"encoder.shrink"}), "10pct-shrink": ("10pct", {"encoder.shrink"})}
+VARIANTS = {"1pct-v2": ("1pct", {"kornia.trivialaugment_scale"})}
 MAY_DIFFER = {"run.methods", "data.data_dir"}
 
 

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Reruns, on the same seeds, only the methods that a later change of a preset affects (issue 11):
+# results/mnist/SETTING-v2/seedS holds those methods' runs of the preset as it is now, and
+# gather.py takes the other methods of each seed from results/mnist/SETTING/seedS after checking
+# that the two configurations differ only in the changed keys (the runs are deterministic on the
+# CPU, so those methods' figures are exactly what the current preset gives).
+#   1%:  the fourth tuning trial moved TrivialAugment's scale from 0.5 to 0.75
+#   SETTING=1pct METHODS=trivialaugment bash results/mnist/rerun.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export INFAUG_PROGRESS=0
+data=${INFAUG_DATA:-../shared/data}
+setting=${SETTING:?SETTING=1pct or 10pct}
+default=$([ "$setting" = 1pct ] && echo "0 1 2 3 4" || echo "0 1 2")
+mkdir -p "results/mnist/$setting-v2"
+for seed in ${SEEDS:-$default}; do
+  out=results/mnist/$setting-v2/seed$seed
+  if [ -f "$out/checkpoints/FINISHED" ]; then continue; fi
+  resume=(); [ -f "$out/config.json" ] && resume=(--resume)
+  infaug run --preset "mnist-$setting" --data-dir "$data" --seeds "$seed" --methods "${METHODS:?METHODS=a,b}" --out "$out" "${resume[@]}" > "$out.log" 2>&1
+  python results/mnist/gather.py > /dev/null
+done
+python results/mnist/gather.py
