@@ -11,7 +11,7 @@ import statistics
 from pathlib import Path
 
 # variant folder -> (base folder, the keys the variant changes: they affect only the methods it reruns)
-VARIANTS = {"1pct-v2": ("1pct", {"kornia.trivialaugment_scale"})}
+VARIANTS = {"1pct-v2": ("1pct", {"kornia.trivialaugment_scale"}), "10pct-v2": ("10pct", {"encoder.shrink"})}
 MAY_DIFFER = {"run.methods", "data.data_dir"}
 
 
@@ -34,12 +34,19 @@ def finished_seeds(folder: Path) -> dict:
 
 
 def merged(variant: dict, base: dict, changed: set) -> dict:
-    """The variant's seed with the methods it did not run taken from the base's seed."""
-    differ = {k for k in flat(variant["config"]).keys() | flat(base["config"]).keys()
-              if flat(variant["config"]).get(k) != flat(base["config"]).get(k)} - changed - MAY_DIFFER - {"preset"}
+    """The variant's seed with the methods it did not run taken from the base's seed. A key that one
+    configuration lacks (added to infaug after that run) counts as its default value."""
+    from infaug.config import Config
+
+    defaults = flat(Config().to_dict())
+    ours, theirs = flat(variant["config"]), flat(base["config"])
+    differ = {k for k in ours.keys() | theirs.keys()
+              if ours.get(k, defaults.get(k)) != theirs.get(k, defaults.get(k))} - changed - MAY_DIFFER - {"preset"}
     if differ:
         raise SystemExit(f"gather: a variant's configuration differs from its base's in {sorted(differ)}")
     out = dict(variant)
+    if "proposed" not in variant["methods"]:  # proposed's diagnostics come with proposed's run
+        out.update({k: base[k] for k in ("influence", "holdout_i_aug", "last_layer_check") if k in base})
     out["methods"] = {**base["methods"], **variant["methods"]}
     out["rounds"] = {**base["rounds"], **variant["rounds"]}
     out["methods_from_base"] = sorted(set(base["methods"]) - set(variant["methods"]))
@@ -101,4 +108,4 @@ for name, setting in out.items():
     for method, s in setting["summary"].items():
         versus = f"{s['proposed_minus_this_mean']:+.2f} ({s['proposed_wins']} of {s['seeds']})" if "proposed_wins" in s else ""
         print(f"| {method} | {s['seeds']} | {s['test_accuracy_mean']:.2f} ± {s['test_accuracy_sd']:.2f} | "
-              f"{PAPER.get(name, {}).get(method, '-')} | {versus} | {s['seconds_mean']:.0f} |")
+              f"{PAPER.get(name.split('-')[0], {}).get(method, '-')} | {versus} | {s['seconds_mean']:.0f} |")
