@@ -6,6 +6,8 @@
 # CPU, so those methods' figures are exactly what the current preset gives).
 #   1%:  the fourth tuning trial moved TrivialAugment's scale from 0.5 to 0.75
 #   SETTING=1pct METHODS=trivialaugment bash results/mnist/rerun.sh
+#   10%: proposed with encoder.shrink (SET adds --set KEY=VALUE, for a run before the preset has it)
+#   SETTING=10pct METHODS=proposed SET=encoder.shrink=0,0.25,0.5,1 bash results/mnist/rerun.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export INFAUG_PROGRESS=0
@@ -17,7 +19,7 @@ for seed in ${SEEDS:-$default}; do
   out=results/mnist/$setting-v2/seed$seed
   if [ -f "$out/checkpoints/FINISHED" ]; then continue; fi
   resume=(); [ -f "$out/config.json" ] && resume=(--resume)
-  infaug run --preset "mnist-$setting" --data-dir "$data" --seeds "$seed" --methods "${METHODS:?METHODS=a,b}" --out "$out" "${resume[@]}" > "$out.log" 2>&1
+  infaug run --preset "mnist-$setting" --data-dir "$data" --seeds "$seed" --methods "${METHODS:?METHODS=a,b}" ${SET:+--set "$SET"} --out "$out" "${resume[@]}" > "$out.log" 2>&1
   python results/mnist/gather.py > /dev/null
 done
 python results/mnist/gather.py
