@@ -4,7 +4,8 @@ metrics of every seed, and per method the mean and standard deviation of the tes
 A variant setting (VARIANTS) reruns only the methods that a changed key affects; the other methods
 of each seed are taken from the base setting's same seed, after checking that the two
 configurations agree on every key but those the variant may change (so that, the runs being
-deterministic, the base's figures are exactly what the variant's preset gives for them)."""
+deterministic for a given number of threads, the base's figures are what the variant's preset gives
+for them)."""
 
 import json
 import statistics

@@ -3,7 +3,7 @@
 # results/mnist/SETTING-v2/seedS holds those methods' runs of the preset as it is now, and
 # gather.py takes the other methods of each seed from results/mnist/SETTING/seedS after checking
 # that the two configurations differ only in the changed keys (the runs are deterministic on the
-# CPU, so those methods' figures are exactly what the current preset gives).
+# CPU for a given number of threads, so those methods' figures are what the current preset gives).
 #   1%:  the fourth tuning trial moved TrivialAugment's scale from 0.5 to 0.75
 #   SETTING=1pct METHODS=trivialaugment bash results/mnist/rerun.sh
 #   10%: proposed with encoder.shrink (SET adds --set KEY=VALUE, for a run before the preset has it)
