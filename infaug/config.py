@@ -104,6 +104,12 @@ class EncoderConfig:
     # with several, the one whose augmentations, added to the training samples, give F's retrained
     # last layer the lowest validation loss (see infaug.train.encoder.choose_shrink).
     shrink: tuple = (1.0,)
+    # The influence E is trained against: "last_layer" (SPEC 3: F's last layer, infaug.LastLayerInfluence)
+    # or "network" (all of F's parameters, Gauss-Newton Hessian plus network_damping times I,
+    # infaug.train.network_influence), solved by at most network_iterations conjugate-gradient steps.
+    influence: str = "last_layer"
+    network_damping: float = 0.3
+    network_iterations: int = 30
 
 
 @dataclass(frozen=True)
@@ -280,6 +286,9 @@ def _validate(c: Config) -> None:
     _check(e.lr > 0, "encoder.lr", "> 0", e.lr)
     _check(len(e.shrink) >= 1 and all(isinstance(a, float) and 0 <= a <= 1 for a in e.shrink), "encoder.shrink",
            "a non-empty list of factors in [0, 1]", list(e.shrink))
+    _check(e.influence in ("last_layer", "network"), "encoder.influence", "'last_layer' or 'network'", e.influence)
+    _check(e.network_iterations >= 1, "encoder.network_iterations", ">= 1", e.network_iterations)
+    _check(e.network_damping > 0 and math.isfinite(e.network_damping), "encoder.network_damping", "a finite number > 0", e.network_damping)
     _check(d.unlabelled >= -1, "data.unlabelled", ">= 0, or -1 for all", d.unlabelled)
     _check(d.test >= 0, "data.test", ">= 0", d.test)
     _check(0 < c.kornia.randaugment_m < 30, "kornia.randaugment_m", "in (0, 30) (kornia's range)", c.kornia.randaugment_m)

@@ -44,6 +44,9 @@ def test_overrides_parse_strings_from_the_command_line():
         ({"kornia.trivialaugment_scale": 1.5}, ValueError, "kornia.trivialaugment_scale must be in (0, 1], got 1.5"),
         ({"encoder.shrink": "0,1.5"}, ValueError, "encoder.shrink must be a non-empty list of factors in [0, 1], got [0.0, 1.5]"),
         ({"encoder.shrink": []}, ValueError, "encoder.shrink must be a non-empty list of factors in [0, 1], got []"),
+        ({"encoder.influence": "full"}, ValueError, "encoder.influence must be 'last_layer' or 'network', got 'full'"),
+        ({"encoder.network_iterations": 0}, ValueError, "encoder.network_iterations must be >= 1, got 0"),
+        ({"encoder.network_damping": 0.0}, ValueError, "encoder.network_damping must be a finite number > 0, got 0.0"),
     ],
 )
 def test_bad_values_name_the_key(overrides, error, message):

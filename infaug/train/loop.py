@@ -3,8 +3,9 @@
     train F (warm-up epochs, with the method's augmentation)
     for each round:
         s_val at F's current weights (the Hessian over the training samples and their augmentations)
-        proposed only: train E by influence, F and G fixed (then, with encoder.shrink, scale its
-            mean by the factor that F's exactly retrained last layer prefers)
+        proposed only: train E by influence, F and G fixed (on F's last layer, or with
+            encoder.influence = "network" on all its parameters; then, with encoder.shrink, scale
+            its mean by the factor that F's exactly retrained last layer prefers)
         train F further on originals plus augmentations
     evaluate F on the validation and the test split, once
 
@@ -29,6 +30,7 @@ from infaug.config import Config
 from infaug.train.checkpoint import Checkpoints, Phase, rng_states, set_rng_states
 from infaug.train.classifier import ClassifierTrainer, evaluate, influence_engine
 from infaug.train.encoder import choose_shrink, i_aug, train_encoder
+from infaug.train.network_influence import NetworkInfluence
 from infaug.train.seeds import derive
 from infaug.train.seeds import rng as seeded
 from infaug.train.task import Task
@@ -168,8 +170,13 @@ def run_method(
                 # E: minimise the mean I_aug of its augmentations over the samples it trains on (F, G fixed).
                 rows = task.encoder_rows
                 encoder_start = time.perf_counter()
+                objective = engine
+                if e.influence == "network":  # s_val over all of F's parameters, on the same samples
+                    objective = NetworkInfluence(model, damping=e.network_damping, iterations=e.network_iterations).fit(*task.train)
+                    objective.fit(augmented, train_y).set_validation(*task.validation)
+                    record["network_solve"] = {k: objective.solve_info[k] for k in ("iterations", "residual", "seconds")}
                 encoder_history.append(
-                    train_encoder(encoder, generator, model, engine, train_x[rows], train_y[rows], steps=e.steps,
+                    train_encoder(encoder, generator, model, objective, train_x[rows], train_y[rows], steps=e.steps,
                                   batch_size=e.batch_size, lr=e.lr, penalty=e.tau_penalty, rng=rng, kl=e.kl, clip=e.clip,
                                   label=f"seed {seed} {method} E round {number}", noise_rng=local)
                 )
