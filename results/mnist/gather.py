@@ -12,7 +12,8 @@ import statistics
 from pathlib import Path
 
 # variant folder -> (base folder, the keys the variant changes: they affect only the methods it reruns)
-VARIANTS = {"1pct-v2": ("1pct", {"kornia.trivialaugment_scale"}), "10pct-v2": ("10pct", {"encoder.shrink"})}
+VARIANTS = {"1pct-v2": ("1pct", {"kornia.trivialaugment_scale"}), "1pct-v3": ("1pct-v2", {"kornia.randaugment_m"}),
+            "10pct-v2": ("10pct", {"encoder.shrink"})}  # a base may itself be a variant
 MAY_DIFFER = {"run.methods", "data.data_dir"}
 
 
@@ -54,14 +55,20 @@ def merged(variant: dict, base: dict, changed: set) -> dict:
     return out
 
 
+def resolved(name: str) -> dict:
+    """The finished seeds of a setting, a variant's merged with its base's (itself resolved)."""
+    seeds = finished_seeds(root / name)
+    if name in VARIANTS:
+        base_name, changed = VARIANTS[name]
+        base = resolved(base_name)
+        seeds = {seed: merged(m, base[seed], changed) for seed, m in seeds.items() if seed in base}
+    return seeds
+
+
 root = Path(__file__).resolve().parent
 out = {}
 for setting in sorted(p for p in root.iterdir() if p.is_dir()):
-    seeds = finished_seeds(setting)
-    if setting.name in VARIANTS:
-        base_name, changed = VARIANTS[setting.name]
-        base = finished_seeds(root / base_name)
-        seeds = {name: merged(m, base[name], changed) for name, m in seeds.items() if name in base}
+    seeds = resolved(setting.name)
     if not seeds:
         continue
     methods = list(next(iter(seeds.values()))["methods"])

@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # Reruns, on the same seeds, only the methods that a later change of a preset affects (issue 11):
-# results/mnist/SETTING-v2/seedS holds those methods' runs of the preset as it is now, and
-# gather.py takes the other methods of each seed from results/mnist/SETTING/seedS after checking
+# results/mnist/SETTING-VERSION/seedS (VERSION v2 unless given) holds those methods' runs of the
+# preset as it is now, and gather.py takes the other methods of each seed from the setting it
+# names as the base of that version (results/mnist/SETTING/seedS for v2) after checking
 # that the two configurations differ only in the changed keys (the runs are deterministic on the
 # CPU for a given number of threads, so those methods' figures are what the current preset gives).
 #   1%:  the fourth tuning trial moved TrivialAugment's scale from 0.5 to 0.75
 #   SETTING=1pct METHODS=trivialaugment bash results/mnist/rerun.sh
 #   10%: proposed with encoder.shrink (SET adds --set KEY=VALUE, for a run before the preset has it)
 #   SETTING=10pct METHODS=proposed SET=encoder.shrink=0,0.25,0.5,1 bash results/mnist/rerun.sh
+#   1%:  the fifth tuning trial moved RandAugment's m from 10 to 15 (base: 1pct-v2)
+#   SETTING=1pct VERSION=v3 METHODS=randaugment bash results/mnist/rerun.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export INFAUG_PROGRESS=0
 data=${INFAUG_DATA:-../shared/data}
 setting=${SETTING:?SETTING=1pct or 10pct}
 default=$([ "$setting" = 1pct ] && echo "0 1 2 3 4" || echo "0 1 2")
-mkdir -p "results/mnist/$setting-v2"
+version=${VERSION:-v2}
+mkdir -p "results/mnist/$setting-$version"
 for seed in ${SEEDS:-$default}; do
-  out=results/mnist/$setting-v2/seed$seed
+  out=results/mnist/$setting-$version/seed$seed
   if [ -f "$out/checkpoints/FINISHED" ]; then continue; fi
   resume=(); [ -f "$out/config.json" ] && resume=(--resume)
   infaug run --preset "mnist-$setting" --data-dir "$data" --seeds "$seed" --methods "${METHODS:?METHODS=a,b}" ${SET:+--set "$SET"} --out "$out" "${resume[@]}" > "$out.log" 2>&1
