@@ -123,3 +123,14 @@ def test_errors_name_what_is_wrong():
         engine.set_validation(x, y)
     with pytest.raises(RuntimeError, match="call set_validation"):
         engine.fit(x, y).up(x, y)
+
+
+def test_the_engine_keeps_f_as_it_was_when_built():
+    net = small_net()
+    x, y = torch.rand(6, 1, 8, 8, dtype=torch.float64), torch.randint(0, 3, (6,))
+    engine = NetworkInfluence(net, damping=0.5).fit(x, y).set_validation(x[:3], y[:3])
+    before = engine.up(x, y)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+    torch.testing.assert_close(engine.up(x, y), before)

@@ -50,7 +50,8 @@ class NetworkInfluence:
     """s_val over all of ``model``'s parameters (see the module docstring).
 
     Args:
-        model: F (any ``nn.Module`` from images to logits); read, never modified.
+        model: F (any ``nn.Module`` from images to logits); its parameters and buffers are
+            copied when the engine is built, and never modified.
         damping: lambda > 0 added to the Gauss-Newton Hessian.
         iterations: the most conjugate-gradient iterations of the solve; ``tol`` the relative
             residual |H s - g| / |g| at which it stops earlier. A solve that ends above ``tol``
@@ -67,8 +68,9 @@ class NetworkInfluence:
             raise ValueError(f"NetworkInfluence: iterations must be an int >= 1, got {iterations!r}")
         self.model, self.damping, self.iterations, self.tol, self.batch_size = model, float(damping), iterations, float(tol), batch_size
         self.names = [name for name, _ in model.named_parameters()]
-        self.params = tuple(p.detach() for p in model.parameters())
-        self.buffers = {name: b for name, b in model.named_buffers()}
+        # copies: the engine keeps F as it was when built, even if F trains on
+        self.params = tuple(p.detach().clone() for p in model.parameters())
+        self.buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
         self.train_sets: list[tuple[Tensor, Tensor]] = []
         self.s: Optional[tuple[Tensor, ...]] = None
         self.solve_info: dict = {}

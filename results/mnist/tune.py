@@ -9,10 +9,12 @@ cached with every trial in ``OUT/checkpoints``, so a killed tuning run continues
 
     python results/mnist/tune.py --setting 1pct --seeds 100 101     # writes results/mnist/tuning/1pct/
     python results/mnist/tune.py --setting 1pct --seeds 100 --select  # only print the choice
+    python results/mnist/tune.py --setting 1pct --seeds 100 --budget  # the preset with BUDGET, every method
 
 Writes ``trials.jsonl`` (one line per finished trial: seed, method, overrides, validation loss and
 accuracy, seconds) and ``choice.json`` (per method, the trial with the lowest mean validation loss
-over the seeds every trial of that method finished on).
+over the seeds every trial of that method finished on); with ``--budget`` also ``budget.jsonl``
+and ``budget.json`` (each method's validation loss with the preset and with BUDGET, the verdict).
 """
 
 from __future__ import annotations
@@ -65,6 +67,12 @@ TRIALS = {
         "randaugment": [{}, {"kornia.randaugment_m": 5}],
     },
 }
+# The training budget is shared by every method, so it is tried apart from the trials (--budget):
+# every method with the committed preset and this budget, on the same tuning seeds. It is adopted
+# if it lowers the validation loss of at least BUDGET_RULE of the six methods (the rule was fixed
+# before the trial ran).
+BUDGET = {"1pct": {"classifier.epochs": 200}, "10pct": {"classifier.epochs": 60}}
+BUDGET_RULE = 4
 FIXED = {"loop.last_layer_check": False}  # a diagnostic: it changes no training and costs time
 # The 1% preset now carries the choices; its trials start from the values it had before tuning, so
 # that a trial means the same on every tuning seed ("{}" is the untuned preset). The 10% trials
@@ -102,6 +110,31 @@ def choose(trials: list[dict], setting: str) -> dict:
     return choice
 
 
+def trial(method: str, config, seed: int, name: str, generator, task, pool, official_test, device, checkpoints) -> dict:
+    """One full run of ``method`` with ``config`` on tuning seed ``seed``, judged on the validation
+    split (the task's test split is its validation split); its log row."""
+    # the trial's own task: the same splits, but its heuristic's ranges (G is the seed's)
+    trial_task = dataclasses.replace(build_task(config, seed, device, pool, official_test), test=task.validation)
+    start = time.perf_counter()
+    result = run_method(method, trial_task, config, seed, generator=generator, checkpoint=checkpoints.phase(f"seed{seed}-{method}-{name}"))
+    return {"seed": seed, "method": method, "val_loss": result.val_loss, "val_accuracy": result.val_accuracy,
+            "seconds": result.seconds, "wall": time.perf_counter() - start, "threads": torch.get_num_threads()}
+
+
+def budget_verdict(setting: str, rows: list[dict], choice: dict) -> dict:
+    """BUDGET against the preset (each method's chosen trial) on the seeds both ran; adopted by
+    BUDGET_RULE."""
+    table = {}
+    for method, c in choice.items():
+        mine = [r for r in rows if r["method"] == method and r["seed"] in c["seeds"]]
+        if len(mine) == len(c["seeds"]):
+            chosen = next(t for t in c["trials"] if t["overrides"] == c["chosen"])
+            table[method] = {"preset_val_loss": chosen["val_loss"], "budget_val_loss": statistics.mean(r["val_loss"] for r in mine)}
+    lower = sum(t["budget_val_loss"] < t["preset_val_loss"] for t in table.values())
+    return {"budget": BUDGET[setting], "methods": table, "lower": lower,
+            "adopted": len(table) == len(TRIALS[setting]) and lower >= BUDGET_RULE}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--setting", default="1pct", choices=["1pct", "10pct"])
@@ -109,11 +142,13 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[3] / "shared" / "data"))
     parser.add_argument("--out", default=None)
     parser.add_argument("--select", action="store_true", help="only print the choice from the trials done")
+    parser.add_argument("--budget", action="store_true", help="run every method with the preset and BUDGET (budget.jsonl)")
     args = parser.parse_args()
     out = Path(args.out or Path(__file__).resolve().parent / "tuning" / args.setting)
     out.mkdir(parents=True, exist_ok=True)
-    log = out / "trials.jsonl"
-    base = load_preset(f"mnist-{args.setting}").replace({"data.data_dir": args.data_dir, **FIXED, **BASE[args.setting]})
+    log, budget_log = out / "trials.jsonl", out / "budget.jsonl"
+    preset = load_preset(f"mnist-{args.setting}").replace({"data.data_dir": args.data_dir, **FIXED})
+    base = preset.replace(BASE[args.setting])
     if not args.select:
         device = resolve_device(base.run.device)
         pool, official_test = load_pool(base)
@@ -123,29 +158,31 @@ def main() -> None:
             task = dataclasses.replace(task, test=task.validation)  # the test images never reach a trial
             generator, g_seconds, _ = pretrain(task, base, seed, checkpoints)
             print(f"seed {seed}: G in {g_seconds:.0f} s", flush=True)
-            for method, candidates in TRIALS[args.setting].items():
-                for number, overrides in enumerate(candidates):
-                    if any(t["seed"] == seed and t["method"] == method and t["overrides"] == key(overrides) for t in finished(log)):
-                        continue
-                    config = base.replace(overrides)
-                    # the trial's own task: the same splits, but its heuristic's ranges (G is the seed's)
-                    trial_task = dataclasses.replace(build_task(config, seed, device, pool, official_test), test=task.validation)
-                    start = time.perf_counter()
-                    result = run_method(method, trial_task, config, seed, generator=generator,
-                                        checkpoint=checkpoints.phase(f"seed{seed}-{method}-{number}"))
-                    row = {"seed": seed, "method": method, "overrides": key(overrides), "val_loss": result.val_loss,
-                           "val_accuracy": result.val_accuracy, "seconds": result.seconds,
-                           "wall": time.perf_counter() - start, "threads": torch.get_num_threads()}
-                    with log.open("a") as f:
-                        f.write(json.dumps(row) + "\n")
-                    print(f"seed {seed} {method:>14} {key(overrides):45s} val loss {result.val_loss:.4f} "
-                          f"val acc {result.val_accuracy:.3f} ({result.seconds:.0f} s)", flush=True)
+            jobs = [(method, str(number), log, base, overrides) for method, candidates in TRIALS[args.setting].items()
+                    for number, overrides in enumerate(candidates)]
+            if args.budget:  # the committed preset (the choices) with the other budget, every method
+                jobs = [(method, "budget", budget_log, preset, BUDGET[args.setting]) for method in TRIALS[args.setting]]
+            for method, name, path, config, overrides in jobs:
+                if any(t["seed"] == seed and t["method"] == method and t["overrides"] == key(overrides) for t in finished(path)):
+                    continue
+                row = {**trial(method, config.replace(overrides), seed, name, generator, task, pool, official_test, device, checkpoints),
+                       "overrides": key(overrides)}
+                with path.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+                print(f"seed {seed} {method:>14} {key(overrides):45s} val loss {row['val_loss']:.4f} "
+                      f"val acc {row['val_accuracy']:.3f} ({row['seconds']:.0f} s)", flush=True)
     choice = choose(finished(log), args.setting)
     (out / "choice.json").write_text(json.dumps(choice, indent=1))
     for method, c in choice.items():
         print(f"{method:>14} (seeds {c['seeds']}): chosen {c['chosen']}")
         for row in c["trials"]:
             print(f"    {json.dumps(row['overrides']):50s} val loss {row['val_loss']:.4f}  val acc {row['val_accuracy']:.3f}")
+    if finished(budget_log):
+        verdict = budget_verdict(args.setting, finished(budget_log), choice)
+        (out / "budget.json").write_text(json.dumps(verdict, indent=1))
+        for method, t in verdict["methods"].items():
+            print(f"{method:>14}: val loss {t['preset_val_loss']:.4f} with the preset, {t['budget_val_loss']:.4f} with {verdict['budget']}")
+        print(f"{verdict['budget']}: lower for {verdict['lower']} of {len(verdict['methods'])} methods; adopted: {verdict['adopted']}")
 
 
 if __name__ == "__main__":
