@@ -6,15 +6,17 @@
 # gathers the metrics.json of every seed. Run from the repository root:
 #   bash results/mnist/run.sh                       # 1%: seeds 0-4, then 10%: seeds 0-2
 #   SETTINGS=10pct SEEDS_10pct="0" bash results/mnist/run.sh
+#   SETTINGS=1pct SUFFIX=-e200 bash results/mnist/run.sh   # into results/mnist/1pct-e200/ (200 epochs)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export INFAUG_PROGRESS=0
 data=${INFAUG_DATA:-../shared/data}
 for setting in ${SETTINGS:-1pct 10pct}; do
   seeds_var="SEEDS_$setting"; default=$([ "$setting" = 1pct ] && echo "0 1 2 3 4" || echo "0 1 2")
-  mkdir -p "results/mnist/$setting"
+  folder=results/mnist/$setting${SUFFIX:-}
+  mkdir -p "$folder"
   for seed in ${!seeds_var:-$default}; do
-    out=results/mnist/$setting/seed$seed
+    out=$folder/seed$seed
     if [ -f "$out/checkpoints/FINISHED" ]; then continue; fi
     resume=(); [ -f "$out/config.json" ] && resume=(--resume)
     infaug run --preset "mnist-$setting" --data-dir "$data" --seeds "$seed" --out "$out" "${resume[@]}" > "$out.log" 2>&1

@@ -122,13 +122,15 @@ def trial(method: str, config, seed: int, name: str, generator, task, pool, offi
 
 
 def budget_verdict(setting: str, rows: list[dict], choice: dict) -> dict:
-    """BUDGET against the preset (each method's chosen trial) on the seeds both ran; adopted by
-    BUDGET_RULE."""
+    """BUDGET against the preset (each method's trial of the preset's value) on the seeds both ran;
+    adopted by BUDGET_RULE."""
     table = {}
     for method, c in choice.items():
         mine = [r for r in rows if r["method"] == method and r["seed"] in c["seeds"]]
         if len(mine) == len(c["seeds"]):
-            chosen = next(t for t in c["trials"] if t["overrides"] == c["chosen"])
+            # the preset's value: the choice, but for none the shared learning rate (its choice could not be adopted)
+            preset_value = {} if method == "none" else c["chosen"]
+            chosen = next(t for t in c["trials"] if t["overrides"] == preset_value)
             table[method] = {"preset_val_loss": chosen["val_loss"], "budget_val_loss": statistics.mean(r["val_loss"] for r in mine)}
     lower = sum(t["budget_val_loss"] < t["preset_val_loss"] for t in table.values())
     return {"budget": BUDGET[setting], "methods": table, "lower": lower,
