@@ -32,13 +32,37 @@ from torch import Tensor, nn
 
 from infaug.ops import influence
 
-__all__ = ["InaccurateSolveWarning", "LastLayerInfluence", "last_layer_features", "last_linear", "solver_costs"]
+__all__ = ["InaccurateSolveWarning", "LastLayerInfluence", "conjugate_gradients", "last_layer_features", "last_linear", "solver_costs"]
 
 Batches = Union[Tensor, Iterable[Tuple[Tensor, Tensor]]]
 METHODS = ("auto", "exact", "cg", "lissa")
 LISSA_TOL = 1e-3  # lissa's default ``tol``: the relative residual |H s - g| / |g| it must reach
 LISSA_SCALE_FACTOR = 0.6  # its default ``scale``, times the power-iteration estimate of lambda_max(H)
 LISSA_MAX_DEPTH = 100_000  # the cap on its default ``depth``
+
+
+def conjugate_gradients(product, g: Tensor, *, tol: float, max_iter: int) -> Tuple[Tensor, int, float]:
+    """Solves H x = g for a symmetric positive definite H given as ``product(v) = H v``, until the
+    residual |g - H x| is at most ``tol`` |g| or after ``max_iter`` iterations; returns (x, the
+    iterations run, the relative residual of the recurrence)."""
+    x = torch.zeros_like(g)
+    r = g.clone()
+    d = r.clone()
+    rr = (r * r).sum()
+    norm_g = g.norm()
+    iteration = 0
+    for iteration in range(1, max_iter + 1):
+        hd = product(d)
+        step = rr / (d * hd).sum()
+        x += step * d
+        r -= step * hd
+        rr_next = (r * r).sum()
+        if rr_next.sqrt() <= tol * norm_g:
+            rr = rr_next
+            break
+        d = r + (rr_next / rr) * d
+        rr = rr_next
+    return x, iteration, float(rr.sqrt() / norm_g.clamp_min(1e-300))
 
 
 class InaccurateSolveWarning(UserWarning):
@@ -327,24 +351,9 @@ class LastLayerInfluence:
         return torch.cholesky_solve(g.reshape(-1, 1), factor).view_as(g), 1
 
     def _solve_cg(self, g: Tensor) -> Tuple[Tensor, int]:
-        tol = self.solver_options.get("tol", 1e-10)
-        max_iter = self.solver_options.get("max_iter", 1000)
-        x = torch.zeros_like(g)
-        r = g.clone()
-        d = r.clone()
-        rr = (r * r).sum()
-        target = tol * g.norm()
-        for iteration in range(1, max_iter + 1):
-            hd = self.hessian_vector_product(d)
-            step = rr / (d * hd).sum()
-            x += step * d
-            r -= step * hd
-            rr_next = (r * r).sum()
-            if rr_next.sqrt() <= target:
-                return x, iteration
-            d = r + (rr_next / rr) * d
-            rr = rr_next
-        return x, max_iter
+        x, iterations, _ = conjugate_gradients(self.hessian_vector_product, g, tol=self.solver_options.get("tol", 1e-10),
+                                               max_iter=self.solver_options.get("max_iter", 1000))
+        return x, iterations
 
     def _lissa_rate(self, scale: float, largest: Optional[float] = None) -> float:
         """rho: the factor by which each full-batch step shrinks the error (1 or more: none)."""

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, jvp, vjp
 
-from infaug.engine import InaccurateSolveWarning
+from infaug.engine import InaccurateSolveWarning, conjugate_gradients
 
 __all__ = ["NetworkInfluence"]
 
@@ -114,6 +114,9 @@ class NetworkInfluence:
                     o.add_(g)
         return tuple(out)
 
+    def _shaped(self, flat: Tensor) -> tuple:
+        return tuple(part.view_as(p) for part, p in zip(flat.split([p.numel() for p in self.params]), self.params))
+
     def set_validation(self, images: Tensor, labels: Tensor) -> "NetworkInfluence":
         """g_val over (images, labels), then s_val = H^-1 g_val by conjugate gradients."""
         if not self.train_sets:
@@ -127,37 +130,17 @@ class NetworkInfluence:
                 _, pullback = vjp(loss, *self.params)
                 for total, part in zip(g, pullback(torch.ones((), dtype=self.params[0].dtype, device=x.device))):
                     total.add_(part)
-        self.s, iterations, residual = self._cg(tuple(g))
+        flat_product = lambda v: torch.cat([t.reshape(-1) for t in self.hessian_vector_product(self._shaped(v))])  # noqa: E731
+        with torch.no_grad():
+            s, iterations, residual = conjugate_gradients(flat_product, torch.cat([t.reshape(-1) for t in g]),
+                                                          tol=self.tol, max_iter=self.iterations)
+        self.s = self._shaped(s)
         self.solve_info = dict(method="cg", iterations=iterations, residual=residual, seconds=time.perf_counter() - start)
         if not residual <= self.tol:
             warnings.warn(f"NetworkInfluence: the relative residual |H s - g| / |g| = {residual:.3g} is above tol={self.tol:g} after "
                           f"{iterations} conjugate-gradient iterations at damping={self.damping:g}; raise the damping or the iterations",
                           InaccurateSolveWarning, stacklevel=2)
         return self
-
-    def _cg(self, g: tuple) -> tuple:
-        dot = lambda a, b: sum((u * v).sum() for u, v in zip(a, b))  # noqa: E731
-        norm_g = float(dot(g, g)) ** 0.5
-        x = [torch.zeros_like(v) for v in g]
-        r = [v.clone() for v in g]
-        d = [v.clone() for v in g]
-        rr = dot(r, r)
-        iterations = 0
-        with torch.no_grad():
-            for iterations in range(1, self.iterations + 1):
-                hd = self.hessian_vector_product(tuple(d))
-                alpha = rr / dot(d, hd)
-                for a, b, c, e in zip(x, r, d, hd):
-                    a.add_(alpha * c)
-                    b.sub_(alpha * e)
-                new = dot(r, r)
-                if float(new) ** 0.5 <= self.tol * norm_g:
-                    break
-                for c, b in zip(d, r):
-                    c.mul_(new / rr).add_(b)
-                rr = new
-            residual = float(dot(r, r)) ** 0.5 / max(norm_g, 1e-300)
-        return tuple(x), iterations, residual
 
     def up(self, images: Tensor, labels: Tensor) -> Tensor:
         """I_up (N,) = -<s_val, grad_theta l(z_i)>, differentiable with respect to ``images``."""
