@@ -93,7 +93,7 @@ class EncoderConfig:
     """E and its training by influence."""
 
     width: int = 32
-    noise: float = 1.0
+    noise: float = 1.0  # E's noise scale; at generator.temperature an untrained E is random_g's prior
     steps: int = 30  # per round
     batch_size: int = 256
     lr: float = 1e-3

@@ -79,3 +79,23 @@ def test_temperature_scales_the_prior_draw_and_is_saved(tmp_path):
         assert torch.equal(loaded(x, generator=torch.Generator().manual_seed(1)), hot(x, generator=torch.Generator().manual_seed(1)))
     with pytest.raises(ValueError, match="temperature must be a finite number > 0, got 0"):
         infaug.Augmenter(augmenter.generator, temperature=0)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.75])
+def test_an_untrained_encoder_is_random_g_at_its_noise_scale(scale):
+    """E's mean starts at zero, so an untrained E with noise t draws what random_g draws at
+    temperature t."""
+    torch.manual_seed(0)
+    g = Generator(1, 28, 28)
+    for layer in (g.spatial[-1], g.appearance[-1]):
+        nn.init.normal_(layer.weight, std=0.02)
+    untrained = infaug.Augmenter(g, Encoder(1, noise=scale))
+    prior = infaug.Augmenter(g, None, temperature=scale)
+    other = infaug.Augmenter(g, None, temperature=scale + 0.25)
+    x = torch.rand(5, 1, 28, 28)
+    with torch.no_grad():
+        a = untrained(x, generator=torch.Generator().manual_seed(1))
+        b = prior(x, generator=torch.Generator().manual_seed(1))
+        c = other(x, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    assert not torch.allclose(a, c, atol=1e-4)

@@ -117,7 +117,7 @@ def run_method(
     encoder = None
     if method == "proposed":
         torch.manual_seed(derive(seed, "E"))
-        encoder = task.make_encoder()  # starts at G's prior (noise 1): the warm-up is random_g's
+        encoder = task.make_encoder()  # untrained: N(0, encoder.noise^2), random_g's prior when noise = generator.temperature
     augment = make_augmentation(method, task, config, generator, encoder)
     train_x, train_y = task.train
     steps_per_epoch = -(-len(train_y) // c.batch_size)
