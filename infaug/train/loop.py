@@ -4,7 +4,8 @@
     for each round:
         s_val at F's current weights (the Hessian over the training samples and their augmentations)
         proposed only: train E by influence, F and G fixed (on F's last layer, or with
-            encoder.influence = "network" on all its parameters; then, with encoder.shrink, scale
+            encoder.influence = "network" on all its parameters, or with "unrolled" against
+            the validation loss measured after a few of F's steps; then, with encoder.shrink, scale
             its mean by the factor that F's exactly retrained last layer prefers)
         train F further on originals plus augmentations
     evaluate F on the validation and the test split, once
@@ -34,6 +35,7 @@ from infaug.train.network_influence import NetworkInfluence
 from infaug.train.seeds import derive
 from infaug.train.seeds import rng as seeded
 from infaug.train.task import Task
+from infaug.train.unrolled import UnrolledObjective
 
 __all__ = ["MethodResult", "make_augmentation", "round_epochs", "run_method"]
 
@@ -175,6 +177,8 @@ def run_method(
                     objective = NetworkInfluence(model, damping=e.network_damping, iterations=e.network_iterations).fit(*task.train)
                     objective.fit(augmented, train_y).set_validation(*task.validation)
                     record["network_solve"] = {k: objective.solve_info[k] for k in ("iterations", "residual", "seconds")}
+                elif e.influence == "unrolled":  # measured after a few of F's gradient steps, not predicted
+                    objective = UnrolledObjective(model, task.validation, steps=e.unroll_steps, lr=e.unroll_lr)
                 encoder_history.append(
                     train_encoder(encoder, generator, model, objective, train_x[rows], train_y[rows], steps=e.steps,
                                   batch_size=e.batch_size, lr=e.lr, penalty=e.tau_penalty, rng=rng, kl=e.kl, clip=e.clip,
