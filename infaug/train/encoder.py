@@ -146,8 +146,9 @@ def train_encoder(
     noise_rng: torch.Generator | None = None,
 ) -> list[float]:
     """Trains ``encoder`` in place; returns the mean I_aug of each step's batch (unscaled; with an
-    ``UnrolledObjective``, the batch's delta). A non-finite loss or gradient raises :class:`infaug.train.checkpoint.NonFiniteError` (naming
-    ``label`` and the step) before the optimiser steps. ``rng`` draws the batches (the same on
+    ``UnrolledObjective``, the batch's delta). A non-finite loss or gradient raises
+    :class:`infaug.train.checkpoint.NonFiniteError` (naming ``label`` and the step) before the
+    optimiser steps. ``rng`` draws the batches (the same on
     every rank), ``noise_rng`` (default ``rng``) E's noise. Under torchrun E is in
     DistributedDataParallel and each rank takes the rows ``rank::P`` of every batch."""
     noise_rng = rng if noise_rng is None else noise_rng
