@@ -14,6 +14,8 @@
 #   1%, tried and rejected after seed 0 (its validation loss 0.261 against 0.086): E's noise at
 #   random_g's 0.75, so that an untrained E is the tuned random_g (base: 1pct-e200)
 #   SETTING=1pct VERSION=v4 SEEDS=0 METHODS=proposed SET=encoder.noise=0.75 bash results/mnist/rerun.sh
+#   10%: the 10% tuning trials moved the heuristic's strength from 1.5 to 1 (base: 10pct-v2)
+#   SETTING=10pct VERSION=v3 METHODS=heuristic bash results/mnist/rerun.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export INFAUG_PROGRESS=0
