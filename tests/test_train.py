@@ -13,6 +13,7 @@ from infaug.train.classifier import features
 from infaug.train.encoder import choose_shrink, encoder_loss, frozen, tau_penalty, train_encoder
 from infaug.train.gan import gradient_penalty, pretrain_generator
 from infaug.train.loop import round_epochs
+from infaug.train.round_judge import choose_shrink_by_round
 
 
 class LinearCritic(nn.Module):
@@ -141,6 +142,56 @@ def test_choose_shrink_with_one_factor_scales_without_measuring():
         assert torch.equal(p, q)
     assert choose_shrink(encoder, augment, model, train, validation, [0.0], damping=0.01, rng=torch.Generator()) == (0.0, [])
     assert all(torch.count_nonzero(p) == 0 for p in encoder.net[-1].parameters())  # E's mean 0: G's prior
+
+
+def _round_problem():
+    """F with its trainer, E and G, and a round of F's training on E's augmentations."""
+    model, encoder, augment, (x, y), validation = _shrink_problem()
+    trainer = ClassifierTrainer(model, total_epochs=4, steps_per_epoch=2, lr=1e-2, weight_decay=0.0, damping=0.01)
+    batches, noise = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
+    train_round = lambda: trainer.train(x, y, 2, augment=augment, batch_size=20, generator=batches, augment_rng=noise)  # noqa: E731
+    return model, encoder, trainer, validation, train_round, {"batches": batches, "noise": noise}
+
+
+def _weights(module):
+    return [t.detach().clone() for t in module.state_dict().values()]
+
+
+def test_choose_shrink_by_round_measures_each_factor_from_the_same_state_and_goes_on_from_the_best():
+    model, encoder, trainer, validation, train_round, generators = _round_problem()
+    trained, start, draws = _weights(encoder.net[-1]), _weights(model), {k: g.get_state() for k, g in generators.items()}
+    factors = (0.0, 0.5, 1.0)
+    best, losses, finish = choose_shrink_by_round(encoder, trainer, validation, factors, train_round, generators)
+    assert len(losses) == 3 and len(set(losses)) == 3  # E's mean changes the augmentations, so F and its loss
+    assert best == factors[losses.index(min(losses))]
+    for p, q in zip(_weights(encoder.net[-1]), trained):
+        torch.testing.assert_close(p, q * best)  # E keeps the chosen factor
+    # F and the generators are back at the round's start until finish()
+    assert all(torch.equal(p, q) for p, q in zip(_weights(model), start)) and trainer.epochs_done == 0
+    assert all(torch.equal(generators[k].get_state(), v) for k, v in draws.items())
+    finish()
+    after, after_draws, epochs = _weights(model), {k: g.get_state() for k, g in generators.items()}, trainer.epochs_done
+    assert epochs == 2 and evaluate(model, *validation)[0] == min(losses)
+    # Each candidate by hand, from a fresh copy of the problem: E scaled by a, one round of F.
+    for a, loss in zip(factors, losses):
+        model, encoder, trainer, validation, train_round, generators = _round_problem()
+        for p, q in zip(encoder.net[-1].parameters(), trained):
+            p.data.copy_(q * a)
+        train_round()
+        assert evaluate(model, *validation)[0] == loss
+        if a == best:  # F goes on from exactly this candidate, with its generators' states
+            assert all(torch.equal(p, q) for p, q in zip(_weights(model), after))
+            assert all(torch.equal(generators[k].get_state(), v) for k, v in after_draws.items())
+
+
+def test_choose_shrink_by_round_restores_the_optimiser_between_candidates():
+    # Two equal factors must give the same loss: the second candidate starts from the first's state,
+    # optimiser moments and schedule included, not from where the first left them.
+    _, encoder, trainer, validation, train_round, generators = _round_problem()
+    _, losses, _ = choose_shrink_by_round(encoder, trainer, validation, (1.0, 1.0), train_round, generators)
+    assert losses[0] == losses[1]
+    with pytest.raises(ValueError, match="factors: expected at least one factor"):
+        choose_shrink_by_round(encoder, trainer, validation, (), train_round, generators)
 
 
 def test_tau_penalty_is_zero_inside_the_typical_radius():

@@ -45,7 +45,7 @@ from infaug.train.network_influence import NetworkInfluence
 from infaug.train.progress import progress
 from infaug.train.unrolled import UnrolledObjective
 
-__all__ = ["choose_shrink", "encoder_loss", "frozen", "i_aug", "tau_penalty", "train_encoder"]
+__all__ = ["choose_shrink", "encoder_loss", "frozen", "i_aug", "mean_scaler", "tau_penalty", "train_encoder"]
 
 
 @contextlib.contextmanager
@@ -205,6 +205,20 @@ def _unrolled_scale(engine: UnrolledObjective, generator, images, labels, batch_
     return torch.stack(values).mean().clamp_min(1e-12)
 
 
+def mean_scaler(encoder: nn.Module):
+    """A function ``scale(a)`` that sets E's mean mu(x) to a times what it is now, by scaling E's
+    last layer (a = 0: G's prior, a = 1: E unchanged); E's noise is left as it is."""
+    last = encoder.net[-1]
+    weight, bias = last.weight.detach().clone(), last.bias.detach().clone()
+
+    @torch.no_grad()
+    def scale(a: float) -> None:
+        last.weight.copy_(weight * a)
+        last.bias.copy_(bias * a)
+
+    return scale
+
+
 @torch.no_grad()
 def choose_shrink(
     encoder: nn.Module,
@@ -228,13 +242,7 @@ def choose_shrink(
     ``damping``) and its validation loss measured; E keeps the factor with the lowest. With one
     factor, E's mean is scaled by it and nothing is measured.
     """
-    last = encoder.net[-1]
-    weight, bias = last.weight.clone(), last.bias.clone()
-
-    def scale(a: float) -> None:
-        last.weight.copy_(weight * a)
-        last.bias.copy_(bias * a)
-
+    scale = mean_scaler(encoder)
     factors = [float(a) for a in factors]
     if len(factors) == 1:
         scale(factors[0])

@@ -6,7 +6,9 @@
         proposed only: train E by influence, F and G fixed (on F's last layer, or with
             encoder.influence = "network" on all its parameters, or with "unrolled" against
             the validation loss measured after a few of F's steps; then, with encoder.shrink, scale
-            its mean by the factor that F's exactly retrained last layer prefers)
+            its mean by the factor that F's exactly retrained last layer prefers, or with
+            encoder.shrink_judge = "round" the one after whose round of F's training (tried for
+            each factor) F's validation loss is lowest)
         train F further on originals plus augmentations
     evaluate F on the validation and the test split, once
 
@@ -32,6 +34,7 @@ from infaug.train.checkpoint import Checkpoints, Phase, rng_states, set_rng_stat
 from infaug.train.classifier import ClassifierTrainer, evaluate, influence_engine
 from infaug.train.encoder import choose_shrink, i_aug, train_encoder
 from infaug.train.network_influence import NetworkInfluence
+from infaug.train.round_judge import choose_shrink_by_round
 from infaug.train.seeds import derive
 from infaug.train.seeds import rng as seeded
 from infaug.train.task import Task
@@ -184,7 +187,15 @@ def run_method(
                                   batch_size=e.batch_size, lr=e.lr, penalty=e.tau_penalty, rng=rng, kl=e.kl, clip=e.clip,
                                   label=f"seed {seed} {method} E round {number}", noise_rng=local)
                 )
-                if len(e.shrink) > 1 or e.shrink[0] != 1.0:
+                finish_round = None
+                if e.shrink_judge == "round" and len(e.shrink) > 1:  # each factor judged by F's round on it
+                    round_left = sum(schedule[: number + 1]) - trainer.epochs_done
+                    record["shrink"], record["shrink_val_loss"], finish_round = choose_shrink_by_round(
+                        encoder, trainer, task.validation, e.shrink,
+                        train_round=lambda: trainer.train(train_x, train_y, round_left, augment=augment, batch_size=c.batch_size,
+                                                          generator=batches, augment_rng=local, label=f"seed {seed} {method} F round {number} candidate"),
+                        generators={"batches": batches, "rng": rng, "local": local})
+                elif len(e.shrink) > 1 or e.shrink[0] != 1.0:
                     record["shrink"], losses = choose_shrink(encoder, augment, model, task.train, task.validation, e.shrink,
                                                              damping=c.damping, rng=seeded(seed, f"shrink round {number}"))
                     if losses:
@@ -197,6 +208,8 @@ def run_method(
                         check_start = time.perf_counter()
                         check = _last_layer_check(model, task, config, generator, encoder, seed)
                         check_seconds += time.perf_counter() - check_start  # a diagnostic, not part of the method's time
+                if finish_round is not None:  # F as the chosen candidate's round left it: that round is trained
+                    finish_round()
             rounds.append(record)
             save(state, note=f"round {number} measured" + (" and E trained" if encoder is not None else ""))
         # F: train on originals plus the augmentations, up to the end of this part of the schedule.

@@ -1,0 +1,93 @@
+"""E's step judged over a whole round of F's training (``encoder.shrink = [...]`` with
+``encoder.shrink_judge = "round"``): :func:`choose_shrink_by_round`.
+
+The influence function predicts the effect of an augmentation at F's current weights; E, trained
+to minimise that prediction, can move to where it no longer holds, and the exact retrained last
+layer (:func:`infaug.train.encoder.choose_shrink`) still sees only F's head. Here each candidate
+step is measured by what the loop does with it: for each factor a, E's mean is scaled by a
+(a = 0: G's prior), F trains the round's epochs on originals plus those augmentations, and its
+validation loss is measured. Every candidate starts from the same F (weights, optimiser, schedule)
+and the same random states, so they differ only in a; the lowest validation loss wins, and F goes
+on from where that candidate's round left it (its round is not trained again).
+
+The cost is ``len(factors) - 1`` more rounds of F's training per round, which the method's time
+includes.
+
+Example (a tiny F, E and G; one epoch of F per candidate):
+    >>> import torch
+    >>> from infaug.models import AllConvNet, Encoder, Generator
+    >>> from infaug.train.classifier import ClassifierTrainer
+    >>> _ = torch.manual_seed(0)
+    >>> model, encoder = AllConvNet(1, 10, width=4), Encoder(1, latent=8, width=4, noise=1.0)
+    >>> generator = Generator(1, 12, 12, latent=8, spatial_latent=5, hidden=4)
+    >>> x, y = torch.rand(40, 1, 12, 12), torch.arange(40) % 10
+    >>> trainer = ClassifierTrainer(model, total_epochs=1, steps_per_epoch=2, lr=1e-2, weight_decay=0.0, damping=0.01)
+    >>> batches, noise = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
+    >>> augment = lambda images, rng: generator(images, encoder(images, generator=rng))
+    >>> train_round = lambda: trainer.train(x, y, 1, augment=augment, batch_size=20, generator=batches, augment_rng=noise)
+    >>> best, losses, finish = choose_shrink_by_round(encoder, trainer, (x[:20], y[:20]), [0.0, 1.0], train_round,
+    ...                                               {"batches": batches, "noise": noise})
+    >>> best == [0.0, 1.0][losses.index(min(losses))], trainer.epochs_done
+    (True, 0)
+    >>> finish(); trainer.epochs_done
+    1
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from infaug import distributed
+from infaug.train.checkpoint import rng_states, set_rng_states
+from infaug.train.classifier import ClassifierTrainer, evaluate
+from infaug.train.encoder import mean_scaler
+
+__all__ = ["choose_shrink_by_round"]
+
+
+def choose_shrink_by_round(
+    encoder: nn.Module,
+    trainer: ClassifierTrainer,
+    validation: tuple,
+    factors: Sequence[float],
+    train_round: Callable[[], object],
+    generators: dict[str, torch.Generator],
+) -> tuple[float, list[float], Callable[[], None]]:
+    """Returns (the chosen factor, the validation loss after each candidate's round, ``finish``).
+
+    ``train_round()`` trains ``trainer``'s F through the round with the augmentation of E as it is
+    when called; ``generators`` (name -> generator) are every generator it draws from besides
+    torch's global one. On return E's mean is scaled by the chosen factor and F and the generators
+    are as they were on entry, so that what is measured at the round's start can still be
+    measured; ``finish()`` then moves F and the generators to the end of the chosen candidate's
+    round.
+    """
+    factors = [float(a) for a in factors]
+    if not factors:
+        raise ValueError("factors: expected at least one factor, got none")
+    scale = mean_scaler(encoder)
+    start = copy.deepcopy(trainer.state_dict())
+    start_rng = rng_states(**generators)
+    losses, best, best_end = [], None, None
+    for a in factors:
+        scale(a)
+        train_round()
+        losses.append(evaluate(trainer.model, *validation)[0])
+        if best is None or losses[-1] < losses[best]:
+            best, best_end = len(losses) - 1, (copy.deepcopy(trainer.state_dict()), rng_states(**generators))
+        trainer.load_state_dict(copy.deepcopy(start))
+        set_rng_states(start_rng, **generators)
+    chosen = distributed.all_gather_objects(factors[best])[0]  # rank 0's choice on every rank
+    if chosen != factors[best]:  # ranks disagree (not expected: F and the validation split are the same on every rank)
+        raise RuntimeError(f"encoder.shrink_judge = 'round': rank 0 chose {chosen}, this rank {factors[best]}")
+    scale(chosen)
+
+    def finish() -> None:
+        trainer.load_state_dict(best_end[0])
+        set_rng_states(best_end[1], **generators)
+
+    return chosen, losses, finish
