@@ -16,6 +16,8 @@
 #   SETTING=1pct VERSION=v4 SEEDS=0 METHODS=proposed SET=encoder.noise=0.75 bash results/mnist/rerun.sh
 #   10%: the 10% tuning trials moved the heuristic's strength from 1.5 to 1 (base: 10pct-v2)
 #   SETTING=10pct VERSION=v3 METHODS=heuristic bash results/mnist/rerun.sh
+#   1%:  E's step judged by a round of F's training per factor (tune.py --after; base: 1pct-e200)
+#   SETTING=1pct VERSION=v5 METHODS=proposed bash results/mnist/rerun.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export INFAUG_PROGRESS=0
