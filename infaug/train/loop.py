@@ -161,6 +161,16 @@ def run_method(
                                 generator=generator if method in ("random_g", "proposed") else None, rounds=rounds,
                                 encoder_history=encoder_history, holdout_i_aug=holdout, last_layer_check=check)
     save = checkpoint.save
+
+    def train_f(number: int, label: str, on_epoch=None) -> bool:
+        """F on originals plus augmentations up to the end of part ``number`` of the schedule;
+        whether there was anything left to train."""
+        remaining = sum(schedule[: number + 1]) - trainer.epochs_done
+        if remaining > 0:
+            trainer.train(train_x, train_y, remaining, augment=augment, batch_size=c.batch_size, generator=batches,
+                          augment_rng=local, label=label, on_epoch=on_epoch)
+        return remaining > 0
+
     holdout_x, holdout_y = train_x[task.holdout_rows], train_y[task.holdout_rows]
     for number, epochs in enumerate(schedule):  # 0: F's warm-up; then the rounds
         if number >= 1 and len(rounds) < number:
@@ -189,11 +199,9 @@ def run_method(
                 )
                 finish_round = None
                 if e.shrink_judge == "round" and len(e.shrink) > 1:  # each factor judged by F's round on it
-                    round_left = sum(schedule[: number + 1]) - trainer.epochs_done
                     record["shrink"], record["shrink_val_loss"], finish_round = choose_shrink_by_round(
                         encoder, trainer, task.validation, e.shrink,
-                        train_round=lambda: trainer.train(train_x, train_y, round_left, augment=augment, batch_size=c.batch_size,
-                                                          generator=batches, augment_rng=local, label=f"seed {seed} {method} F round {number} candidate"),
+                        train_round=lambda: train_f(number, f"seed {seed} {method} F round {number} candidate"),
                         generators={"batches": batches, "rng": rng, "local": local})
                 elif len(e.shrink) > 1 or e.shrink[0] != 1.0:
                     record["shrink"], losses = choose_shrink(encoder, augment, model, task.train, task.validation, e.shrink,
@@ -213,12 +221,8 @@ def run_method(
             rounds.append(record)
             save(state, note=f"round {number} measured" + (" and E trained" if encoder is not None else ""))
         # F: train on originals plus the augmentations, up to the end of this part of the schedule.
-        remaining = sum(schedule[: number + 1]) - trainer.epochs_done
-        if remaining > 0:
-            label = f"seed {seed} {method} F " + (f"round {number}" if number else "warm-up")
-            trainer.train(train_x, train_y, remaining, augment=augment, batch_size=c.batch_size, generator=batches,
-                          augment_rng=local, label=label,
-                          on_epoch=lambda: save(state, force=False, note=f"F epoch {trainer.epochs_done} of {c.epochs}"))
+        label = f"seed {seed} {method} F " + (f"round {number}" if number else "warm-up")
+        if train_f(number, label, on_epoch=lambda: save(state, force=False, note=f"F epoch {trainer.epochs_done} of {c.epochs}")):
             save(state, note=f"F epoch {trainer.epochs_done} of {c.epochs}")
     val_loss, val_accuracy = evaluate(model, *task.validation)
     test_loss, test_accuracy = evaluate(model, *task.test)
