@@ -18,6 +18,8 @@
 #   SETTING=10pct VERSION=v3 METHODS=heuristic bash results/mnist/rerun.sh
 #   1%:  E's step judged by a round of F's training per factor (tune.py --after; base: 1pct-e200)
 #   SETTING=1pct VERSION=v5 METHODS=proposed bash results/mnist/rerun.sh
+#   10%: the same after its 10% trial (tune.py --setting 10pct --after; base: 10pct-e60)
+#   SETTING=10pct VERSION=v4 METHODS=proposed bash results/mnist/rerun.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export INFAUG_PROGRESS=0
