@@ -13,7 +13,8 @@ from pathlib import Path
 
 # variant folder -> (base folder, the keys the variant changes: they affect only the methods it reruns)
 VARIANTS = {"1pct-v2": ("1pct", {"kornia.trivialaugment_scale"}), "1pct-v3": ("1pct-v2", {"kornia.randaugment_m"}),
-            "10pct-v2": ("10pct", {"encoder.shrink"}), "10pct-v4": ("10pct-e60", {"encoder.shrink_judge"}),
+            "10pct-v2": ("10pct", {"encoder.shrink"}), "10pct-v4": ("10pct-e60", {"heuristic.strength"}),
+            "10pct-v5": ("10pct-v4", {"encoder.shrink_judge"}),
             "1pct-v4": ("1pct-e200", {"encoder.noise"}),  # a base may itself be a variant; 1pct-v4: one seed, rejected
             "10pct-v3": ("10pct-v2", {"heuristic.strength"}),
             "1pct-v5": ("1pct-e200", {"encoder.shrink", "encoder.shrink_judge"})}
