@@ -13,8 +13,8 @@ from pathlib import Path
 
 # variant folder -> (base folder, the keys the variant changes: they affect only the methods it reruns)
 VARIANTS = {"1pct-v2": ("1pct", {"kornia.trivialaugment_scale"}), "1pct-v3": ("1pct-v2", {"kornia.randaugment_m"}),
-            "10pct-v2": ("10pct", {"encoder.shrink"}), "10pct-v4": ("10pct-e60", {"heuristic.strength"}),
-            "10pct-v5": ("10pct-v4", {"encoder.shrink_judge"}),
+            "10pct-v2": ("10pct", {"encoder.shrink"}), "10pct-v4": ("10pct-e60", {"heuristic.strength", "encoder.shrink_judge"}, {"proposed"}),
+            "10pct-v5": ("10pct-v4", set()),
             "1pct-v4": ("1pct-e200", {"encoder.noise"}),  # a base may itself be a variant; 1pct-v4: one seed, rejected
             "10pct-v3": ("10pct-v2", {"heuristic.strength"}),
             "1pct-v5": ("1pct-e200", {"encoder.shrink", "encoder.shrink_judge"})}
@@ -39,8 +39,9 @@ def finished_seeds(folder: Path) -> dict:
     return seeds
 
 
-def merged(variant: dict, base: dict, changed: set) -> dict:
-    """The variant's seed with the methods it did not run taken from the base's seed. A key that one
+def merged(variant: dict, base: dict, changed: set, left_out: set = frozenset()) -> dict:
+    """The variant's seed with the methods it did not run taken from the base's seed, but for
+    ``left_out`` (methods a changed key affects that the variant has not rerun yet). A key that one
     configuration lacks (added to infaug after that run) counts as its default value."""
     from infaug.config import Config
 
@@ -51,9 +52,9 @@ def merged(variant: dict, base: dict, changed: set) -> dict:
     if differ:
         raise SystemExit(f"gather: a variant's configuration differs from its base's in {sorted(differ)}")
     out = dict(variant)
-    if "proposed" not in variant["methods"]:  # proposed's diagnostics come with proposed's run
+    if "proposed" not in variant["methods"] and "proposed" not in left_out:  # proposed's diagnostics come with proposed's run
         out.update({k: base[k] for k in ("influence", "holdout_i_aug", "last_layer_check") if k in base})
-    out["methods"] = {**base["methods"], **variant["methods"]}
+    out["methods"] = {**{k: v for k, v in base["methods"].items() if k not in left_out}, **variant["methods"]}
     out["rounds"] = {**base["rounds"], **variant["rounds"]}
     out["methods_from_base"] = sorted(set(base["methods"]) - set(variant["methods"]))
     return out
@@ -63,9 +64,9 @@ def resolved(name: str) -> dict:
     """The finished seeds of a setting, a variant's merged with its base's (itself resolved)."""
     seeds = finished_seeds(root / name)
     if name in VARIANTS:
-        base_name, changed = VARIANTS[name]
+        base_name, changed, *left_out = VARIANTS[name]
         base = resolved(base_name)
-        seeds = {seed: merged(m, base[seed], changed) for seed, m in seeds.items() if seed in base}
+        seeds = {seed: merged(m, base[seed], changed, *left_out) for seed, m in seeds.items() if seed in base}
     return seeds
 
 
