@@ -11,7 +11,8 @@ import json
 import statistics
 from pathlib import Path
 
-# variant folder -> (base folder, the keys the variant changes: they affect only the methods it reruns)
+# variant folder -> (base folder, the keys the variant changes: they affect only the methods it reruns[,
+# the methods a changed key affects that the variant has not rerun yet: left out, not taken from the base])
 VARIANTS = {"1pct-v2": ("1pct", {"kornia.trivialaugment_scale"}), "1pct-v3": ("1pct-v2", {"kornia.randaugment_m"}),
             "10pct-v2": ("10pct", {"encoder.shrink"}), "10pct-v4": ("10pct-e60", {"heuristic.strength", "encoder.shrink_judge"}, {"proposed"}),
             "10pct-v5": ("10pct-v4", set()),
@@ -56,7 +57,7 @@ def merged(variant: dict, base: dict, changed: set, left_out: set = frozenset())
         out.update({k: base[k] for k in ("influence", "holdout_i_aug", "last_layer_check") if k in base})
     out["methods"] = {**{k: v for k, v in base["methods"].items() if k not in left_out}, **variant["methods"]}
     out["rounds"] = {**base["rounds"], **variant["rounds"]}
-    out["methods_from_base"] = sorted(set(base["methods"]) - set(variant["methods"]))
+    out["methods_from_base"] = sorted(set(base["methods"]) - set(variant["methods"]) - set(left_out))
     return out
 
 

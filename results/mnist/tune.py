@@ -169,8 +169,8 @@ def after_verdict(setting: str, rows: list[dict], budget_rows: list[dict]) -> di
     verdict = {}
     for method, candidates in AFTER.get(setting, {}).items():
         rerun = {} in candidates
-        preset = {r["seed"]: r["val_loss"] for r in (rows if rerun else budget_rows)
-                  if r["method"] == method and (not rerun or r["overrides"] == key({}))}
+        source = [r for r in rows if r["overrides"] == key({})] if rerun else budget_rows
+        preset = {r["seed"]: r["val_loss"] for r in source if r["method"] == method}
         candidates = [c for c in candidates if c != {}]
         runs = [{r["seed"]: r["val_loss"] for r in rows if r["method"] == method and r["overrides"] == key(c)} for c in candidates]
         seeds = sorted(set(preset).intersection(*runs))
