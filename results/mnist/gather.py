@@ -44,7 +44,7 @@ def merged(variant: dict, base: dict, changed: set, left_out: set = frozenset())
     """The variant's seed with the methods it did not run taken from the base's seed, but for
     ``left_out`` (methods a changed key affects that the variant has not rerun yet). A key that one
     configuration lacks (added to infaug after that run) counts as its default value."""
-    from infaug.config import Config
+    from infaug.config import METHODS, Config
 
     defaults = flat(Config().to_dict())
     ours, theirs = flat(variant["config"]), flat(base["config"])
@@ -55,7 +55,8 @@ def merged(variant: dict, base: dict, changed: set, left_out: set = frozenset())
     out = dict(variant)
     if "proposed" not in variant["methods"] and "proposed" not in left_out:  # proposed's diagnostics come with proposed's run
         out.update({k: base[k] for k in ("influence", "holdout_i_aug", "last_layer_check") if k in base})
-    out["methods"] = {**{k: v for k, v in base["methods"].items() if k not in left_out}, **variant["methods"]}
+    methods = {**{k: v for k, v in base["methods"].items() if k not in left_out}, **variant["methods"]}
+    out["methods"] = {k: methods[k] for k in sorted(methods, key=METHODS.index)}  # the table's order
     out["rounds"] = {**base["rounds"], **variant["rounds"]}
     out["methods_from_base"] = sorted(set(base["methods"]) - set(variant["methods"]) - set(left_out))
     return out
