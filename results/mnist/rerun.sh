@@ -22,6 +22,8 @@
 #   strength from 1 to 0.75 (base: 10pct-e60) and proposed to the round judge (base: 10pct-v4)
 #   OMP_NUM_THREADS=1 SETTING=10pct VERSION=v4 METHODS=heuristic bash results/mnist/rerun.sh
 #   OMP_NUM_THREADS=1 SETTING=10pct VERSION=v5 METHODS=proposed bash results/mnist/rerun.sh
+#   then E's noise from 1 to 0.75 (tune.py --after; base: 10pct-v5)
+#   OMP_NUM_THREADS=1 SETTING=10pct VERSION=v6 METHODS=proposed bash results/mnist/rerun.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export INFAUG_PROGRESS=0
