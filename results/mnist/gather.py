@@ -78,11 +78,14 @@ for setting in sorted(p for p in root.iterdir() if p.is_dir()):
     seeds = resolved(setting.name)
     if not seeds:
         continue
-    methods = list(next(iter(seeds.values()))["methods"])
+    # The table is over the seeds that ran every method (a base may hold seeds of some methods
+    # only, run for a variant that adds the others), so that each comparison is on the same seeds.
+    methods = max((list(m["methods"]) for m in seeds.values()), key=len)
+    complete = [m for m in seeds.values() if set(m["methods"]) == set(methods)]
     summary = {}
     for method in methods:
-        accuracy = [100 * a for m in seeds.values() for a in m["methods"][method]["test_accuracy"]]
-        seconds = [s for m in seeds.values() for s in m["methods"][method]["seconds"]]
+        accuracy = [100 * a for m in complete for a in m["methods"][method]["test_accuracy"]]
+        seconds = [s for m in complete for s in m["methods"][method]["seconds"]]
         summary[method] = {"seeds": len(accuracy), "test_accuracy_mean": statistics.mean(accuracy),
                            "test_accuracy_sd": statistics.stdev(accuracy) if len(accuracy) > 1 else 0.0,
                            "test_accuracy": accuracy, "seconds_mean": statistics.mean(seconds)}
@@ -91,14 +94,18 @@ for setting in sorted(p for p in root.iterdir() if p.is_dir()):
         for method, s in summary.items():
             if method != "proposed":
                 s["proposed_wins"] = sum(p > o for p, o in zip(mine, s["test_accuracy"]))
-                s["proposed_minus_this_mean"] = statistics.mean(p - o for p, o in zip(mine, s["test_accuracy"]))
+                d = [p - o for p, o in zip(mine, s["test_accuracy"])]
+                s["proposed_minus_this_mean"] = statistics.mean(d)
+                # the paired t statistic of the differences (on len(d) - 1 degrees of freedom)
+                sd = statistics.stdev(d) if len(d) > 1 else 0.0
+                s["proposed_minus_this_t"] = statistics.mean(d) / (sd / len(d) ** 0.5) if sd > 0 else None
     # The influence diagnostics of proposed's last round, mean over the seeds: I_aug on the held-out
     # labelled samples, and the last-layer check (predicted and measured change of the validation
     # loss when every training sample is replaced by its augmentation and F's last layer retrained).
     diagnostics = {}
     for source in ("proposed", "random_g", "heuristic"):
-        holdout = [m["holdout_i_aug"][source][0] for m in seeds.values() if m.get("holdout_i_aug")]
-        full = [r for m in seeds.values() if m.get("last_layer_check") for r in m["last_layer_check"][source][0] if r["share"] == 1.0]
+        holdout = [m["holdout_i_aug"][source][0] for m in complete if m.get("holdout_i_aug")]
+        full = [r for m in complete if m.get("last_layer_check") for r in m["last_layer_check"][source][0] if r["share"] == 1.0]
         if holdout and full:
             diagnostics[source] = {"seeds": len(full), "holdout_i_aug_mean": statistics.mean(holdout),
                                    "last_layer_predicted_mean": statistics.mean(r["predicted"] for r in full),
@@ -109,7 +116,8 @@ for setting in sorted(p for p in root.iterdir() if p.is_dir()):
 for name, setting in out.items():
     print(name)
     for method, s in setting["summary"].items():
-        wins = f"; proposed better on {s['proposed_wins']} of {s['seeds']} seeds ({s['proposed_minus_this_mean']:+.2f})" if "proposed_wins" in s else ""
+        t = f", paired t {s['proposed_minus_this_t']:.2f}" if s.get("proposed_minus_this_t") is not None else ""
+        wins = f"; proposed better on {s['proposed_wins']} of {s['seeds']} seeds ({s['proposed_minus_this_mean']:+.2f}{t})" if "proposed_wins" in s else ""
         print(f"  {method:>14}: {s['test_accuracy_mean']:.2f} ± {s['test_accuracy_sd']:.2f} ({s['seeds']} seeds, {s['seconds_mean']:.0f} s a run){wins}")
     for source, d in setting["diagnostics"].items():
         print(f"  {source:>14} augmentations: held-out I_aug {d['holdout_i_aug_mean']:+.4f}; last layer retrained on all of them: "

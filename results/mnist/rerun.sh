@@ -7,7 +7,8 @@
 # CPU for a given number of threads, so those methods' figures are what the current preset gives).
 #   1%:  the fourth tuning trial moved TrivialAugment's scale from 0.5 to 0.75
 #   SETTING=1pct METHODS=trivialaugment bash results/mnist/rerun.sh
-#   10%: proposed with encoder.shrink (SET adds --set KEY=VALUE, for a run before the preset has it)
+#   10%: proposed with encoder.shrink (SET adds --set KEY=VALUE for each of its space-separated
+#   items, for a run before the preset has it or for a base's configuration after it has changed)
 #   SETTING=10pct METHODS=proposed SET=encoder.shrink=0,0.25,0.5,1 bash results/mnist/rerun.sh
 #   1%:  the fifth tuning trial moved RandAugment's m from 10 to 15 (base: 1pct-v2)
 #   SETTING=1pct VERSION=v3 METHODS=randaugment bash results/mnist/rerun.sh
@@ -24,6 +25,11 @@
 #   OMP_NUM_THREADS=1 SETTING=10pct VERSION=v5 METHODS=proposed bash results/mnist/rerun.sh
 #   then E's noise from 1 to 0.75 (tune.py --after; base: 10pct-v5)
 #   OMP_NUM_THREADS=1 SETTING=10pct VERSION=v6 METHODS=proposed bash results/mnist/rerun.sh
+#   1%: a sixth test seed, 5, for every method: the five methods other than proposed into the base
+#   1pct-e200 with its configuration (E's step unchecked), proposed into 1pct-v5 with the preset's
+#   OMP_NUM_THREADS=1 SETTING=1pct VERSION=e200 SEEDS=5 METHODS=none,heuristic,random_g,trivialaugment,randaugment \
+#     SET="encoder.shrink=1 encoder.shrink_judge=last_layer" bash results/mnist/rerun.sh
+#   OMP_NUM_THREADS=1 SETTING=1pct VERSION=v5 SEEDS=5 METHODS=proposed bash results/mnist/rerun.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export INFAUG_PROGRESS=0
@@ -36,7 +42,8 @@ for seed in ${SEEDS:-$default}; do
   out=results/mnist/$setting-$version/seed$seed
   if [ -f "$out/checkpoints/FINISHED" ]; then continue; fi
   resume=(); [ -f "$out/config.json" ] && resume=(--resume)
-  infaug run --preset "mnist-$setting" --data-dir "$data" --seeds "$seed" --methods "${METHODS:?METHODS=a,b}" ${SET:+--set "$SET"} --out "$out" "${resume[@]}" > "$out.log" 2>&1
+  sets=(); for kv in ${SET:-}; do sets+=(--set "$kv"); done
+  infaug run --preset "mnist-$setting" --data-dir "$data" --seeds "$seed" --methods "${METHODS:?METHODS=a,b}" "${sets[@]}" --out "$out" "${resume[@]}" > "$out.log" 2>&1
   python results/mnist/gather.py > /dev/null
 done
 python results/mnist/gather.py
