@@ -95,10 +95,10 @@ for setting in sorted(p for p in root.iterdir() if p.is_dir()):
             if method != "proposed":
                 s["proposed_wins"] = sum(p > o for p, o in zip(mine, s["test_accuracy"]))
                 d = [p - o for p, o in zip(mine, s["test_accuracy"])]
-                s["proposed_minus_this_mean"] = statistics.mean(d)
+                mean, sd = statistics.mean(d), statistics.stdev(d) if len(d) > 1 else 0.0
+                s["proposed_minus_this_mean"] = mean
                 # the paired t statistic of the differences (on len(d) - 1 degrees of freedom)
-                sd = statistics.stdev(d) if len(d) > 1 else 0.0
-                s["proposed_minus_this_t"] = statistics.mean(d) / (sd / len(d) ** 0.5) if sd > 0 else None
+                s["proposed_minus_this_t"] = mean / (sd / len(d) ** 0.5) if sd > 0 else None
     # The influence diagnostics of proposed's last round, mean over the seeds: I_aug on the held-out
     # labelled samples, and the last-layer check (predicted and measured change of the validation
     # loss when every training sample is replaced by its augmentation and F's last layer retrained).

@@ -25,11 +25,12 @@
 #   OMP_NUM_THREADS=1 SETTING=10pct VERSION=v5 METHODS=proposed bash results/mnist/rerun.sh
 #   then E's noise from 1 to 0.75 (tune.py --after; base: 10pct-v5)
 #   OMP_NUM_THREADS=1 SETTING=10pct VERSION=v6 METHODS=proposed bash results/mnist/rerun.sh
-#   1%: a sixth test seed, 5, for every method: the five methods other than proposed into the base
-#   1pct-e200 with its configuration (E's step unchecked), proposed into 1pct-v5 with the preset's
-#   OMP_NUM_THREADS=1 SETTING=1pct VERSION=e200 SEEDS=5 METHODS=none,heuristic,random_g,trivialaugment,randaugment \
+#   1%: test seeds 5 to 8 for every method, S = 5, 6, 7, 8: the five methods other than proposed
+#   into the base 1pct-e200 with its configuration (E's step unchecked), proposed into 1pct-v5
+#   with the preset's
+#   OMP_NUM_THREADS=1 SETTING=1pct VERSION=e200 SEEDS=S METHODS=none,heuristic,random_g,trivialaugment,randaugment \
 #     SET="encoder.shrink=1 encoder.shrink_judge=last_layer" bash results/mnist/rerun.sh
-#   OMP_NUM_THREADS=1 SETTING=1pct VERSION=v5 SEEDS=5 METHODS=proposed bash results/mnist/rerun.sh
+#   OMP_NUM_THREADS=1 SETTING=1pct VERSION=v5 SEEDS=S METHODS=proposed bash results/mnist/rerun.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export INFAUG_PROGRESS=0

@@ -96,6 +96,8 @@ AFTER = {
     # value it keeps): proposed with E's noise at random_g's tuned 0.75, since the round judge
     # rejected almost all of E's step and left G's prior at noise 1; the heuristic one step further
     # (0.75 -> 0.5). random_g's 0.75 is already bracketed (1 and 0.5 were worse).
+    # The preset has had E's noise 0.75 since (adopted): the rows in after.jsonl, keyed by their
+    # overrides, are of the preset as it was when they ran, and are not rerun.
     "10pct": {"proposed": [{"encoder.shrink_judge": "round"}, {}, {"encoder.shrink_judge": "round", "encoder.noise": 0.75}],
               "heuristic": [{"heuristic.strength": 0.75}, {}, {"heuristic.strength": 0.5}],
               "random_g": [{"generator.temperature": 0.5}, {}]},
