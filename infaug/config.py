@@ -109,6 +109,10 @@ class EncoderConfig:
     # the same random draws; the lowest validation loss wins and F goes on from that candidate:
     # infaug.train.round_judge). "round" costs len(shrink) - 1 more rounds of F's training.
     shrink_judge: str = "last_layer"
+    # With "round": how far each candidate's F trains before it is judged: "round" (to the end of the
+    # round) or "end" (on to the end of F's schedule, E held at the factor): the longer horizon costs
+    # F's training to the end once per factor and round.
+    judge_horizon: str = "round"
     # The influence E is trained against: "last_layer" (SPEC 3: F's last layer, infaug.LastLayerInfluence)
     # or "network" (all of F's parameters, Gauss-Newton Hessian plus network_damping times I,
     # infaug.train.network_influence), solved by at most network_iterations conjugate-gradient steps.
@@ -296,6 +300,7 @@ def _validate(c: Config) -> None:
     _check(len(e.shrink) >= 1 and all(isinstance(a, float) and 0 <= a <= 1 for a in e.shrink), "encoder.shrink",
            "a non-empty list of factors in [0, 1]", list(e.shrink))
     _check(e.shrink_judge in ("last_layer", "round"), "encoder.shrink_judge", "'last_layer' or 'round'", e.shrink_judge)
+    _check(e.judge_horizon in ("round", "end"), "encoder.judge_horizon", "'round' or 'end'", e.judge_horizon)
     _check(e.influence in ("last_layer", "network", "unrolled"), "encoder.influence", "'last_layer', 'network' or 'unrolled'", e.influence)
     _check(e.unroll_steps >= 1, "encoder.unroll_steps", ">= 1", e.unroll_steps)
     _check(e.unroll_lr > 0 and math.isfinite(e.unroll_lr), "encoder.unroll_lr", "a finite number > 0", e.unroll_lr)

@@ -45,6 +45,7 @@ def test_overrides_parse_strings_from_the_command_line():
         ({"encoder.shrink": "0,1.5"}, ValueError, "encoder.shrink must be a non-empty list of factors in [0, 1], got [0.0, 1.5]"),
         ({"encoder.shrink": []}, ValueError, "encoder.shrink must be a non-empty list of factors in [0, 1], got []"),
         ({"encoder.shrink_judge": "epoch"}, ValueError, "encoder.shrink_judge must be 'last_layer' or 'round', got 'epoch'"),
+        ({"encoder.judge_horizon": "epoch"}, ValueError, "encoder.judge_horizon must be 'round' or 'end', got 'epoch'"),
         ({"encoder.influence": "full"}, ValueError, "encoder.influence must be 'last_layer', 'network' or 'unrolled', got 'full'"),
         ({"encoder.unroll_steps": 0}, ValueError, "encoder.unroll_steps must be >= 1, got 0"),
         ({"encoder.unroll_lr": -1.0}, ValueError, "encoder.unroll_lr must be a finite number > 0, got -1.0"),

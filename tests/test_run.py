@@ -101,6 +101,16 @@ def test_round_judge_goes_on_from_the_chosen_candidate(tmp_path):
     same = run(config.replace({"encoder.shrink": "1,1", "encoder.shrink_judge": "round"}), tmp_path / "same", echo=None)
     for key in ("test_accuracy", "test_loss", "val_loss"):
         assert same["methods"]["proposed"][key] == plain["methods"]["proposed"][key], key
+    # Judged at the end of F's schedule: the run still goes on from the chosen candidate's round
+    # (so with factors 1, 1 it is again the plain run), but round 1's candidates are measured after
+    # F's training to the end with E held, not at the end of round 1.
+    end = run(config.replace({"encoder.shrink": "1,1", "encoder.shrink_judge": "round", "encoder.judge_horizon": "end"}),
+              tmp_path / "end", echo=None)
+    for key in ("test_accuracy", "test_loss", "val_loss"):
+        assert end["methods"]["proposed"][key] == plain["methods"]["proposed"][key], key
+    first, last = end["rounds"]["proposed"][0]
+    assert first["shrink_val_loss"][0] != last["val_loss"]  # not F at the end of round 1
+    assert last["shrink_val_loss"] == same["rounds"]["proposed"][0][1]["shrink_val_loss"]  # the last round: the same horizon
 
 
 def _proposed_with(tmp_path, overrides: dict) -> tuple[dict, dict]:

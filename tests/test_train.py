@@ -184,6 +184,32 @@ def test_choose_shrink_by_round_measures_each_factor_from_the_same_state_and_goe
             assert all(torch.equal(generators[k].get_state(), v) for k, v in after_draws.items())
 
 
+def test_choose_shrink_by_round_to_the_end_judges_after_the_rest_and_goes_on_from_the_round():
+    # train_rest: each candidate is measured after F's training to the end of the schedule (E held at
+    # the factor), but F goes on from where the chosen candidate's round ended.
+    model, encoder, trainer, validation, train_round, generators = _round_problem()
+    x, y = _shrink_problem()[3]
+    rest = lambda: trainer.train(x, y, 2, augment=None, batch_size=20, generator=generators["batches"])  # noqa: E731
+    trained, factors = _weights(encoder.net[-1]), (0.0, 1.0)
+    best, losses, finish = choose_shrink_by_round(encoder, trainer, validation, factors, train_round, generators, train_rest=rest)
+    assert best == factors[losses.index(min(losses))] and trainer.epochs_done == 0
+    finish()
+    assert trainer.epochs_done == 2  # the end of the round, not of the rest
+    after, after_draws = _weights(model), {k: g.get_state() for k, g in generators.items()}
+    for a, loss in zip(factors, losses):
+        model, encoder, trainer, validation, train_round, generators = _round_problem()
+        for p, q in zip(encoder.net[-1].parameters(), trained):
+            p.data.copy_(q * a)
+        train_round()
+        at_round = (_weights(model), {k: g.get_state() for k, g in generators.items()})
+        round_loss = evaluate(model, *validation)[0]
+        trainer.train(x, y, 2, augment=None, batch_size=20, generator=generators["batches"])
+        assert evaluate(model, *validation)[0] == loss != round_loss  # judged at the end
+        if a == best:
+            assert all(torch.equal(p, q) for p, q in zip(at_round[0], after))
+            assert all(torch.equal(at_round[1][k], v) for k, v in after_draws.items())
+
+
 def test_choose_shrink_by_round_restores_the_optimiser_between_candidates():
     # Two equal factors must give the same loss: the second candidate starts from the first's state,
     # optimiser moments and schedule included, not from where the first left them.

@@ -8,7 +8,8 @@
             the validation loss measured after a few of F's steps; then, with encoder.shrink, scale
             its mean by the factor that F's exactly retrained last layer prefers, or with
             encoder.shrink_judge = "round" the one after whose round of F's training (tried for
-            each factor) F's validation loss is lowest)
+            each factor) F's validation loss is lowest; with encoder.judge_horizon = "end", lowest
+            after F's training on to the end of its schedule)
         train F further on originals plus augmentations
     evaluate F on the validation and the test split, once
 
@@ -202,7 +203,9 @@ def run_method(
                     record["shrink"], record["shrink_val_loss"], finish_round = choose_shrink_by_round(
                         encoder, trainer, task.validation, e.shrink,
                         train_round=lambda: train_f(number, f"seed {seed} {method} F round {number} candidate"),
-                        generators={"batches": batches, "rng": rng, "local": local})
+                        generators={"batches": batches, "rng": rng, "local": local},
+                        train_rest=(lambda: train_f(len(schedule) - 1, f"seed {seed} {method} F round {number} candidate to the end"))
+                        if e.judge_horizon == "end" else None)
                 elif len(e.shrink) > 1 or e.shrink[0] != 1.0:
                     record["shrink"], losses = choose_shrink(encoder, augment, model, task.train, task.validation, e.shrink,
                                                              damping=c.damping, rng=seeded(seed, f"shrink round {number}"))

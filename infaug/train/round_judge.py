@@ -13,6 +13,12 @@ on from where that candidate's round left it (its round is not trained again).
 The cost is ``len(factors) - 1`` more rounds of F's training per round, which the method's time
 includes.
 
+With ``train_rest`` (``encoder.judge_horizon = "end"``) each candidate's F goes on after its round to
+the end of the whole schedule, E held at that factor (no further E training), and the validation
+loss there judges it: the horizon is the rest of F's training, not one round, at the cost of
+training F to the end once per factor and round. F still goes on from where the chosen
+candidate's *round* left it, so E's later rounds are trained as before.
+
 Example (a tiny F, E and G; one epoch of F per candidate):
     >>> import torch
     >>> from infaug.models import AllConvNet, Encoder, Generator
@@ -36,7 +42,7 @@ Example (a tiny F, E and G; one epoch of F per candidate):
 from __future__ import annotations
 
 import copy
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import nn
@@ -56,6 +62,7 @@ def choose_shrink_by_round(
     factors: Sequence[float],
     train_round: Callable[[], object],
     generators: dict[str, torch.Generator],
+    train_rest: Optional[Callable[[], object]] = None,
 ) -> tuple[float, list[float], Callable[[], None]]:
     """Returns (the chosen factor, the validation loss after each candidate's round, ``finish``).
 
@@ -64,7 +71,8 @@ def choose_shrink_by_round(
     torch's global one. On return E's mean is scaled by the chosen factor and F and the generators
     are as they were on entry, so that what is measured at the round's start can still be
     measured; ``finish()`` then moves F and the generators to the end of the chosen candidate's
-    round.
+    round. ``train_rest()``, if given, trains F on from the end of the round to the end of its
+    schedule before each candidate is measured (the losses are then those at the end).
     """
     factors = [float(a) for a in factors]
     if not factors:
@@ -76,9 +84,12 @@ def choose_shrink_by_round(
     for a in factors:
         scale(a)
         train_round()
+        end_of_round = (copy.deepcopy(trainer.state_dict()), rng_states(**generators))
+        if train_rest is not None:
+            train_rest()
         losses.append(evaluate(trainer.model, *validation)[0])
         if best is None or losses[-1] < losses[best]:
-            best, best_end = len(losses) - 1, (copy.deepcopy(trainer.state_dict()), rng_states(**generators))
+            best, best_end = len(losses) - 1, end_of_round
         trainer.load_state_dict(copy.deepcopy(start))
         set_rng_states(start_rng, **generators)
     chosen = distributed.all_gather_objects(factors[best])[0]  # rank 0's choice on every rank

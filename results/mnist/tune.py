@@ -98,9 +98,14 @@ AFTER = {
     # (0.75 -> 0.5). random_g's 0.75 is already bracketed (1 and 0.5 were worse).
     # The preset has had E's noise 0.75 since (adopted): the rows in after.jsonl, keyed by their
     # overrides, are of the preset as it was when they ran, and are not rerun.
-    "10pct": {"proposed": [{"encoder.shrink_judge": "round"}, {}, {"encoder.shrink_judge": "round", "encoder.noise": 0.75}],
-              "heuristic": [{"heuristic.strength": 0.75}, {}, {"heuristic.strength": 0.5}],
-              "random_g": [{"generator.temperature": 0.5}, {}]},
+    # Appended in a fourth session (AMD VM): proposed with the round judge's horizon at the end of
+    # F's schedule (encoder.judge_horizon = "end"), the long horizon the README names as left; the
+    # heuristic and random_g one more trial each, between their two best, so that each baseline has
+    # had as many trials after the budget as proposed has had since its round judge.
+    "10pct": {"proposed": [{"encoder.shrink_judge": "round"}, {}, {"encoder.shrink_judge": "round", "encoder.noise": 0.75},
+                           {"encoder.shrink_judge": "round", "encoder.noise": 0.75, "encoder.judge_horizon": "end"}],
+              "heuristic": [{"heuristic.strength": 0.75}, {}, {"heuristic.strength": 0.5}, {"heuristic.strength": 0.625}],
+              "random_g": [{"generator.temperature": 0.5}, {}, {"generator.temperature": 0.875}]},
 }
 BUDGET_RULE = 4
 FIXED = {"loop.last_layer_check": False}  # a diagnostic: it changes no training and costs time
