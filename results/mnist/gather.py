@@ -16,6 +16,7 @@ from pathlib import Path
 VARIANTS = {"1pct-v2": ("1pct", {"kornia.trivialaugment_scale"}), "1pct-v3": ("1pct-v2", {"kornia.randaugment_m"}),
             "10pct-v2": ("10pct", {"encoder.shrink"}), "10pct-v4": ("10pct-e60", {"heuristic.strength", "encoder.shrink_judge"}, {"proposed"}),
             "10pct-v5": ("10pct-v4", set()), "10pct-v6": ("10pct-v5", {"encoder.noise"}),
+            "10pct-v7": ("10pct-v6", {"encoder.judge_horizon"}),
             "1pct-v4": ("1pct-e200", {"encoder.noise"}),  # a base may itself be a variant; 1pct-v4: one seed, rejected
             "10pct-v3": ("10pct-v2", {"heuristic.strength"}),
             "1pct-v5": ("1pct-e200", {"encoder.shrink", "encoder.shrink_judge"})}
