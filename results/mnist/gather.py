@@ -63,73 +63,84 @@ def merged(variant: dict, base: dict, changed: set, left_out: set = frozenset())
     return out
 
 
-def resolved(name: str) -> dict:
+def resolved(root: Path, name: str) -> dict:
     """The finished seeds of a setting, a variant's merged with its base's (itself resolved)."""
     seeds = finished_seeds(root / name)
     if name in VARIANTS:
         base_name, changed, *left_out = VARIANTS[name]
-        base = resolved(base_name)
+        base = resolved(root, base_name)
         seeds = {seed: merged(m, base[seed], changed, *left_out) for seed, m in seeds.items() if seed in base}
     return seeds
 
 
-root = Path(__file__).resolve().parent
-out = {}
-for setting in sorted(p for p in root.iterdir() if p.is_dir()):
-    seeds = resolved(setting.name)
-    if not seeds:
-        continue
-    # The table is over the seeds that ran every method (a base may hold seeds of some methods
-    # only, run for a variant that adds the others), so that each comparison is on the same seeds.
-    methods = max((list(m["methods"]) for m in seeds.values()), key=len)
-    complete = [m for m in seeds.values() if set(m["methods"]) == set(methods)]
-    summary = {}
-    for method in methods:
-        accuracy = [100 * a for m in complete for a in m["methods"][method]["test_accuracy"]]
-        seconds = [s for m in complete for s in m["methods"][method]["seconds"]]
-        summary[method] = {"seeds": len(accuracy), "test_accuracy_mean": statistics.mean(accuracy),
-                           "test_accuracy_sd": statistics.stdev(accuracy) if len(accuracy) > 1 else 0.0,
-                           "test_accuracy": accuracy, "seconds_mean": statistics.mean(seconds)}
-    if "proposed" in summary:  # the issue's test: proposed against each other method on the same seeds
-        mine = summary["proposed"]["test_accuracy"]
-        for method, s in summary.items():
-            if method != "proposed":
-                s["proposed_wins"] = sum(p > o for p, o in zip(mine, s["test_accuracy"]))
-                d = [p - o for p, o in zip(mine, s["test_accuracy"])]
-                mean, sd = statistics.mean(d), statistics.stdev(d) if len(d) > 1 else 0.0
-                s["proposed_minus_this_mean"] = mean
-                # the paired t statistic of the differences (on len(d) - 1 degrees of freedom)
-                s["proposed_minus_this_t"] = mean / (sd / len(d) ** 0.5) if sd > 0 else None
-    # The influence diagnostics of proposed's last round, mean over the seeds: I_aug on the held-out
-    # labelled samples, and the last-layer check (predicted and measured change of the validation
-    # loss when every training sample is replaced by its augmentation and F's last layer retrained).
-    diagnostics = {}
-    for source in ("proposed", "random_g", "heuristic"):
-        holdout = [m["holdout_i_aug"][source][0] for m in complete if m.get("holdout_i_aug")]
-        full = [r for m in complete if m.get("last_layer_check") for r in m["last_layer_check"][source][0] if r["share"] == 1.0]
-        if holdout and full:
-            diagnostics[source] = {"seeds": len(full), "holdout_i_aug_mean": statistics.mean(holdout),
-                                   "last_layer_predicted_mean": statistics.mean(r["predicted"] for r in full),
-                                   "last_layer_actual_mean": statistics.mean(r["actual"] for r in full),
-                                   "last_layer_actual": [r["actual"] for r in full]}
-    out[setting.name] = {"summary": summary, "diagnostics": diagnostics, "metrics": seeds}
-(root.parent / "mnist.json").write_text(json.dumps(out, indent=1))
-for name, setting in out.items():
-    print(name)
-    for method, s in setting["summary"].items():
-        t = f", paired t {s['proposed_minus_this_t']:.2f}" if s.get("proposed_minus_this_t") is not None else ""
-        wins = f"; proposed better on {s['proposed_wins']} of {s['seeds']} seeds ({s['proposed_minus_this_mean']:+.2f}{t})" if "proposed_wins" in s else ""
-        print(f"  {method:>14}: {s['test_accuracy_mean']:.2f} ± {s['test_accuracy_sd']:.2f} ({s['seeds']} seeds, {s['seconds_mean']:.0f} s a run){wins}")
-    for source, d in setting["diagnostics"].items():
-        print(f"  {source:>14} augmentations: held-out I_aug {d['holdout_i_aug_mean']:+.4f}; last layer retrained on all of them: "
-              f"predicted {d['last_layer_predicted_mean']:+.4f}, measured {d['last_layer_actual_mean']:+.4f} (val loss, {d['seeds']} seeds)")
+def gather(root: Path) -> dict:
+    """{setting: {"summary", "diagnostics", "metrics"}} of every setting folder under ``root``:
+    what results/mnist.json holds."""
+    out = {}
+    for setting in sorted(p for p in root.iterdir() if p.is_dir()):
+        seeds = resolved(root, setting.name)
+        if not seeds:
+            continue
+        # The table is over the seeds that ran every method (a base may hold seeds of some methods
+        # only, run for a variant that adds the others), so that each comparison is on the same seeds.
+        methods = max((list(m["methods"]) for m in seeds.values()), key=len)
+        complete = [m for m in seeds.values() if set(m["methods"]) == set(methods)]
+        summary = {}
+        for method in methods:
+            accuracy = [100 * a for m in complete for a in m["methods"][method]["test_accuracy"]]
+            seconds = [s for m in complete for s in m["methods"][method]["seconds"]]
+            summary[method] = {"seeds": len(accuracy), "test_accuracy_mean": statistics.mean(accuracy),
+                               "test_accuracy_sd": statistics.stdev(accuracy) if len(accuracy) > 1 else 0.0,
+                               "test_accuracy": accuracy, "seconds_mean": statistics.mean(seconds)}
+        if "proposed" in summary:  # the issue's test: proposed against each other method on the same seeds
+            mine = summary["proposed"]["test_accuracy"]
+            for method, s in summary.items():
+                if method != "proposed":
+                    s["proposed_wins"] = sum(p > o for p, o in zip(mine, s["test_accuracy"]))
+                    d = [p - o for p, o in zip(mine, s["test_accuracy"])]
+                    mean, sd = statistics.mean(d), statistics.stdev(d) if len(d) > 1 else 0.0
+                    s["proposed_minus_this_mean"] = mean
+                    # the paired t statistic of the differences (on len(d) - 1 degrees of freedom)
+                    s["proposed_minus_this_t"] = mean / (sd / len(d) ** 0.5) if sd > 0 else None
+        # The influence diagnostics of proposed's last round, mean over the seeds: I_aug on the held-out
+        # labelled samples, and the last-layer check (predicted and measured change of the validation
+        # loss when every training sample is replaced by its augmentation and F's last layer retrained).
+        diagnostics = {}
+        for source in ("proposed", "random_g", "heuristic"):
+            holdout = [m["holdout_i_aug"][source][0] for m in complete if m.get("holdout_i_aug")]
+            full = [r for m in complete if m.get("last_layer_check") for r in m["last_layer_check"][source][0] if r["share"] == 1.0]
+            if holdout and full:
+                diagnostics[source] = {"seeds": len(full), "holdout_i_aug_mean": statistics.mean(holdout),
+                                       "last_layer_predicted_mean": statistics.mean(r["predicted"] for r in full),
+                                       "last_layer_actual_mean": statistics.mean(r["actual"] for r in full),
+                                       "last_layer_actual": [r["actual"] for r in full]}
+        out[setting.name] = {"summary": summary, "diagnostics": diagnostics, "metrics": seeds}
+    return out
 
-# The paper's numbers (SPEC 4) beside ours, as the README's table.
-PAPER = {"1pct": {"none": "90.2", "heuristic": "95.9", "proposed": "96.7"}, "10pct": {"none": "97.3", "heuristic": "99.0", "proposed": "99.3"}}
-for name, setting in out.items():
-    print(f"\n{name}:\n| method | seeds | test acc % (mean ± sd) | paper | proposed minus this (seeds proposed wins) | seconds a run |\n"
-          "|---|---|---|---|---|---|")
-    for method, s in setting["summary"].items():
-        versus = f"{s['proposed_minus_this_mean']:+.2f} ({s['proposed_wins']} of {s['seeds']})" if "proposed_wins" in s else ""
-        print(f"| {method} | {s['seeds']} | {s['test_accuracy_mean']:.2f} ± {s['test_accuracy_sd']:.2f} | "
-              f"{PAPER.get(name.split('-')[0], {}).get(method, '-')} | {versus} | {s['seconds_mean']:.0f} |")
+
+def main() -> None:
+    root = Path(__file__).resolve().parent
+    out = gather(root)
+    (root.parent / "mnist.json").write_text(json.dumps(out, indent=1))
+    for name, setting in out.items():
+        print(name)
+        for method, s in setting["summary"].items():
+            t = f", paired t {s['proposed_minus_this_t']:.2f}" if s.get("proposed_minus_this_t") is not None else ""
+            wins = f"; proposed better on {s['proposed_wins']} of {s['seeds']} seeds ({s['proposed_minus_this_mean']:+.2f}{t})" if "proposed_wins" in s else ""
+            print(f"  {method:>14}: {s['test_accuracy_mean']:.2f} ± {s['test_accuracy_sd']:.2f} ({s['seeds']} seeds, {s['seconds_mean']:.0f} s a run){wins}")
+        for source, d in setting["diagnostics"].items():
+            print(f"  {source:>14} augmentations: held-out I_aug {d['holdout_i_aug_mean']:+.4f}; last layer retrained on all of them: "
+                  f"predicted {d['last_layer_predicted_mean']:+.4f}, measured {d['last_layer_actual_mean']:+.4f} (val loss, {d['seeds']} seeds)")
+    # The paper's numbers (SPEC 4) beside ours, as the README's table.
+    paper = {"1pct": {"none": "90.2", "heuristic": "95.9", "proposed": "96.7"}, "10pct": {"none": "97.3", "heuristic": "99.0", "proposed": "99.3"}}
+    for name, setting in out.items():
+        print(f"\n{name}:\n| method | seeds | test acc % (mean ± sd) | paper | proposed minus this (seeds proposed wins) | seconds a run |\n"
+              "|---|---|---|---|---|---|")
+        for method, s in setting["summary"].items():
+            versus = f"{s['proposed_minus_this_mean']:+.2f} ({s['proposed_wins']} of {s['seeds']})" if "proposed_wins" in s else ""
+            print(f"| {method} | {s['seeds']} | {s['test_accuracy_mean']:.2f} ± {s['test_accuracy_sd']:.2f} | "
+                  f"{paper.get(name.split('-')[0], {}).get(method, '-')} | {versus} | {s['seconds_mean']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
