@@ -62,3 +62,16 @@ def test_the_readme_tables_show_the_gathered_figures(gathered):
             t = re.search(r"; (-?[\d.]+)\)$", versus)
             if t:  # the paired t, where the table gives it
                 assert t.group(1) == f"{s['proposed_minus_this_t']:.2f}", (setting, method)
+
+
+def test_the_readme_glance_table_shows_the_gathered_means(gathered):
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- mnist-glance -->")[1].split("<!-- /mnist-glance -->")[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in block.strip().splitlines()[2:]]
+    assert len(rows) == 2
+    for first, *cells, _paper in rows:
+        setting, seeds = re.fullmatch(r".*\(`([\w-]+)`, (\d+)\)", first).groups()
+        summary = gathered[setting]["summary"]
+        assert list(summary) == ["none", "heuristic", "random_g", "proposed", "trivialaugment", "randaugment"]
+        for cell, s in zip(cells, summary.values(), strict=True):
+            assert cell.strip("*") == f"{s['test_accuracy_mean']:.2f} ± {s['test_accuracy_sd']:.2f}" and s["seeds"] == int(seeds), (setting, cell)
