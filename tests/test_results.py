@@ -75,3 +75,39 @@ def test_the_readme_glance_table_shows_the_gathered_means(gathered):
         assert list(summary) == ["none", "heuristic", "random_g", "proposed", "trivialaugment", "randaugment"]
         for cell, s in zip(cells, summary.values(), strict=True):
             assert cell.strip("*") == f"{s['test_accuracy_mean']:.2f} ± {s['test_accuracy_sd']:.2f}" and s["seeds"] == int(seeds), (setting, cell)
+
+
+def write_seed(root: Path, folder: str, seed: int, methods: dict, **config):
+    """A finished seed's metrics.json: methods {name: accuracy}, config {"section.key": value}."""
+    nested = {"run": {"seeds": [seed]}}
+    for key, value in config.items():
+        section, name = key.split(".")
+        nested.setdefault(section, {})[name] = value
+    metrics = {"methods": {m: {"test_accuracy": [a], "seconds": [1.0]} for m, a in methods.items()}, "config": nested, "rounds": {}}
+    path = root / folder / f"seed{seed}" / "metrics.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(metrics))
+
+
+def test_a_seed_added_later_passes_through_a_variant_that_did_not_run_it(tmp_path):
+    spec = importlib.util.spec_from_file_location("mnist_gather_chain", RESULTS / "mnist" / "gather.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # base: every method; v1 reruns proposed (noise) and left the heuristic out; v2 reruns proposed again (kl)
+    module.VARIANTS = {"v1": ("base", {"encoder.noise"}, {"heuristic"}), "v2": ("v1", {"encoder.kl"})}
+    everything = {"none": 0.5, "heuristic": 0.9, "proposed": 0.8}
+    for seed in (0, 1):
+        write_seed(tmp_path, "base", seed, everything, **{"encoder.noise": 1.0, "encoder.kl": 1.0})
+    write_seed(tmp_path, "v1", 0, {"proposed": 0.85}, **{"encoder.noise": 0.5, "encoder.kl": 1.0})
+    write_seed(tmp_path, "v2", 0, {"proposed": 0.95}, **{"encoder.noise": 0.5, "encoder.kl": 0.1})
+    write_seed(tmp_path, "v2", 1, {"proposed": 0.97}, **{"encoder.noise": 0.5, "encoder.kl": 0.1})  # v1 never ran seed 1
+    v2 = module.resolved(tmp_path, "v2")
+    assert set(v2) == {"seed0", "seed1"}
+    # seed 1 of v2 takes none from base (through v1), not base's proposed (v1 reruns it) nor its heuristic (v1 leaves it out)
+    assert {m: r["test_accuracy"][0] for m, r in v2["seed1"]["methods"].items()} == {"none": 0.5, "proposed": 0.97}
+    assert {m: r["test_accuracy"][0] for m, r in v2["seed0"]["methods"].items()} == {"none": 0.5, "proposed": 0.95}
+    # a key that no variant of the chain changes may not differ
+    write_seed(tmp_path, "v2", 2, {"proposed": 0.9}, **{"encoder.noise": 0.5, "encoder.kl": 0.1, "classifier.lr": 0.1})
+    write_seed(tmp_path, "base", 2, everything, **{"encoder.noise": 1.0, "encoder.kl": 1.0})
+    with pytest.raises(SystemExit, match="classifier.lr"):
+        module.resolved(tmp_path, "v2")

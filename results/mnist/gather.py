@@ -64,13 +64,30 @@ def merged(variant: dict, base: dict, changed: set, left_out: set = frozenset())
 
 
 def resolved(root: Path, name: str) -> dict:
-    """The finished seeds of a setting, a variant's merged with its base's (itself resolved)."""
+    """The finished seeds of a setting, a variant's merged with its base's (see ``as_base``)."""
     seeds = finished_seeds(root / name)
     if name in VARIANTS:
         base_name, changed, *left_out = VARIANTS[name]
-        base = resolved(root, base_name)
-        seeds = {seed: merged(m, base[seed], changed, *left_out) for seed, m in seeds.items() if seed in base}
+        base = as_base(root, base_name)
+        seeds = {seed: merged(m, base[seed][0], changed | base[seed][1], set(*left_out) | base[seed][2])
+                 for seed, m in seeds.items() if seed in base}
     return seeds
+
+
+def as_base(root: Path, name: str) -> dict:
+    """{seed: (metrics, keys allowed to differ as well, methods left out as well)}: what a variant of
+    ``name`` takes its other methods from. These are name's resolved seeds and, for a seed that name
+    (itself a variant) has not run but its own base has, that base's seed: without the methods name
+    reruns or leaves out (they would be of another configuration), and with name's changed keys
+    allowed to differ. So a seed added later need not be rerun in every variant of the chain, only
+    in the folders whose configuration each of its methods has."""
+    out = {seed: (m, set(), set()) for seed, m in resolved(root, name).items()}
+    if name in VARIANTS:
+        base_name, changed, *left_out = VARIANTS[name]
+        reruns = {method for m in finished_seeds(root / name).values() for method in m["methods"]} | set(*left_out)
+        for seed, (m, keys, dropped) in as_base(root, base_name).items():
+            out.setdefault(seed, (m, keys | changed, dropped | reruns))
+    return out
 
 
 def gather(root: Path) -> dict:

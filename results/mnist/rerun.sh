@@ -31,6 +31,14 @@
 #   OMP_NUM_THREADS=1 SETTING=1pct VERSION=e200 SEEDS=S METHODS=none,heuristic,random_g,trivialaugment,randaugment \
 #     SET="encoder.shrink=1 encoder.shrink_judge=last_layer" bash results/mnist/rerun.sh
 #   OMP_NUM_THREADS=1 SETTING=1pct VERSION=v5 SEEDS=S METHODS=proposed bash results/mnist/rerun.sh
+#   10%: test seeds 3 and 4 for every method (a later session; decided before either ran: both
+#   seeds, all six methods, reported whatever they give, no further 10% seeds), S = 3, 4, the two
+#   seeds side by side, each method into the folder whose configuration it has in table 10pct-v6
+#   (gather.py passes a seed through a variant that did not run it, 10pct-v5 here)
+#   OMP_NUM_THREADS=1 SETTING=10pct VERSION=v6 SEEDS=S METHODS=proposed bash results/mnist/rerun.sh
+#   OMP_NUM_THREADS=1 SETTING=10pct VERSION=v4 SEEDS=S METHODS=heuristic SET=encoder.noise=1 bash results/mnist/rerun.sh
+#   OMP_NUM_THREADS=1 SETTING=10pct VERSION=e60 SEEDS=S METHODS=none,random_g,trivialaugment,randaugment \
+#     SET="heuristic.strength=1 encoder.shrink_judge=last_layer encoder.noise=1" bash results/mnist/rerun.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export INFAUG_PROGRESS=0
