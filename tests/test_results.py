@@ -15,12 +15,17 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
 
 
+def load_gather(name: str):
+    """results/mnist/gather.py as a fresh module (it defines gather(); only main() writes)."""
+    spec = importlib.util.spec_from_file_location(name, RESULTS / "mnist" / "gather.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def gathered() -> dict:
-    spec = importlib.util.spec_from_file_location("mnist_gather", RESULTS / "mnist" / "gather.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # defines gather(); writes nothing (main() does)
-    return module.gather(RESULTS / "mnist")
+    return load_gather("mnist_gather").gather(RESULTS / "mnist")
 
 
 def test_mnist_json_is_what_gather_makes_of_the_committed_runs(gathered):
@@ -90,9 +95,7 @@ def write_seed(root: Path, folder: str, seed: int, methods: dict, **config):
 
 
 def test_a_seed_added_later_passes_through_a_variant_that_did_not_run_it(tmp_path):
-    spec = importlib.util.spec_from_file_location("mnist_gather_chain", RESULTS / "mnist" / "gather.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_gather("mnist_gather_chain")
     # base: every method; v1 reruns proposed (noise) and left the heuristic out; v2 reruns proposed again (kl)
     module.VARIANTS = {"v1": ("base", {"encoder.noise"}, {"heuristic"}), "v2": ("v1", {"encoder.kl"})}
     everything = {"none": 0.5, "heuristic": 0.9, "proposed": 0.8}
