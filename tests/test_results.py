@@ -114,3 +114,25 @@ def test_a_seed_added_later_passes_through_a_variant_that_did_not_run_it(tmp_pat
     write_seed(tmp_path, "base", 2, everything, **{"encoder.noise": 1.0, "encoder.kl": 1.0})
     with pytest.raises(SystemExit, match="classifier.lr"):
         module.resolved(tmp_path, "v2")
+
+
+def test_the_capacity_verdict_counts_methods_by_the_rule_and_takes_the_same_cpu_preset_row():
+    spec = importlib.util.spec_from_file_location("mnist_tune", RESULTS / "mnist" / "tune.py")
+    tune = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tune)
+    wide = tune.key(tune.CAPACITY["10pct"])
+    methods = list(tune.TRIALS["10pct"])
+    lower = {"none", "heuristic", "trivialaugment"}  # three wider runs below their preset: not adopted
+    rows = [{"seed": 100, "method": m, "overrides": wide, "val_loss": 0.05 if m in lower else 0.07} for m in methods]
+    rows += [{"seed": 100, "method": m, "overrides": tune.key({}), "val_loss": 0.06} for m in methods
+             if m not in tune.CAPACITY_PRESET_ROWS["10pct"]]
+    after = [{"seed": 100, "method": m, "overrides": tune.key(o), "val_loss": 0.06}
+             for m, o in tune.CAPACITY_PRESET_ROWS["10pct"].items()]
+    after.append({"seed": 100, "method": "heuristic", "overrides": tune.key({"heuristic.strength": 9.0}), "val_loss": 0.01})
+    verdict = tune.capacity_verdict("10pct", rows, after)
+    assert verdict["methods"]["heuristic"] == {"seeds": [100], "preset_row": "after", "preset_val_loss": 0.06, "capacity_val_loss": 0.05}
+    assert verdict["methods"]["none"]["preset_row"] == "capacity"
+    assert (verdict["lower"], verdict["adopted"]) == (3, False)
+    rows[methods.index("randaugment")]["val_loss"] = 0.04  # a fourth: adopted
+    assert tune.capacity_verdict("10pct", rows, after)["adopted"]
+    assert not tune.capacity_verdict("10pct", rows[:-1], after)["adopted"]  # a method without its preset row: no verdict yet

@@ -11,12 +11,15 @@ cached with every trial in ``OUT/checkpoints``, so a killed tuning run continues
     python results/mnist/tune.py --setting 1pct --seeds 100 --select  # only print the choice
     python results/mnist/tune.py --setting 1pct --seeds 100 --budget  # the preset with BUDGET, every method
     python results/mnist/tune.py --setting 1pct --seeds 100 --after   # the trials of AFTER on the committed preset
+    python results/mnist/tune.py --setting 10pct --seeds 100 --capacity  # the committed preset with CAPACITY's F
 
 Writes ``trials.jsonl`` (one line per finished trial: seed, method, overrides, validation loss and
 accuracy, seconds) and ``choice.json`` (per method, the trial with the lowest mean validation loss
 over the seeds every trial of that method finished on); with ``--budget`` also ``budget.jsonl``
 and ``budget.json`` (each method's validation loss with the preset and with BUDGET, the verdict);
-with ``--after`` also ``after.jsonl`` and ``after.json`` (AFTER's trials against the budget rows).
+with ``--after`` also ``after.jsonl`` and ``after.json`` (AFTER's trials against the budget rows);
+with ``--capacity`` also ``capacity.jsonl`` and ``capacity.json`` (every method with CAPACITY against
+the committed preset, the verdict by BUDGET_RULE).
 """
 
 from __future__ import annotations
@@ -108,6 +111,14 @@ AFTER = {
               "random_g": [{"generator.temperature": 0.5}, {}, {"generator.temperature": 0.875}]},
 }
 BUDGET_RULE = 4
+# A wider F, shared by every method (a later session, AMD VM, 10% only): the committed preset with
+# CAPACITY against the committed preset, on the same tuning seed, one thread a run, adopted by
+# BUDGET_RULE (fixed before it ran). The committed preset's row of each method is its "{}" row in
+# capacity.jsonl, run beside; for proposed, the heuristic and random_g, whose committed preset already
+# ran on this CPU at one thread (after.jsonl, the rows named in CAPACITY_PRESET_ROWS), that row.
+CAPACITY = {"10pct": {"classifier.width": 64}}
+CAPACITY_PRESET_ROWS = {"10pct": {"proposed": {"encoder.noise": 0.75, "encoder.shrink_judge": "round"},
+                                  "heuristic": {"heuristic.strength": 0.75}, "random_g": {}}}
 FIXED = {"loop.last_layer_check": False}  # a diagnostic: it changes no training and costs time
 # The 1% preset now carries the choices; its trials start from the values it had before tuning, so
 # that a trial means the same on every tuning seed ("{}" is the untuned preset). The 10% trials
@@ -197,6 +208,26 @@ def after_verdict(setting: str, rows: list[dict], budget_rows: list[dict]) -> di
     return verdict
 
 
+def capacity_verdict(setting: str, rows: list[dict], after_rows: list[dict]) -> dict:
+    """CAPACITY against the committed preset per method on the seeds both ran; adopted by BUDGET_RULE."""
+    table = {}
+    for method in TRIALS[setting]:
+        wide = {r["seed"]: r["val_loss"] for r in rows if r["method"] == method and r["overrides"] == key(CAPACITY[setting])}
+        preset = {r["seed"]: r["val_loss"] for r in rows if r["method"] == method and r["overrides"] == key({})}
+        source = "capacity"
+        if not preset and method in CAPACITY_PRESET_ROWS.get(setting, {}):
+            wanted = key(CAPACITY_PRESET_ROWS[setting][method])
+            preset = {r["seed"]: r["val_loss"] for r in after_rows if r["method"] == method and r["overrides"] == wanted}
+            source = "after"
+        seeds = sorted(set(wide) & set(preset))
+        if seeds:
+            table[method] = {"seeds": seeds, "preset_row": source, "preset_val_loss": statistics.mean(preset[s] for s in seeds),
+                             "capacity_val_loss": statistics.mean(wide[s] for s in seeds)}
+    lower = sum(t["capacity_val_loss"] < t["preset_val_loss"] for t in table.values())
+    return {"capacity": CAPACITY[setting], "methods": table, "lower": lower,
+            "adopted": len(table) == len(TRIALS[setting]) and lower >= BUDGET_RULE}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--setting", default="1pct", choices=["1pct", "10pct"])
@@ -206,11 +237,13 @@ def main() -> None:
     parser.add_argument("--select", action="store_true", help="only print the choice from the trials done")
     parser.add_argument("--budget", action="store_true", help="run every method with the preset and BUDGET (budget.jsonl)")
     parser.add_argument("--after", action="store_true", help="run AFTER's trials on the committed preset (after.jsonl)")
+    parser.add_argument("--capacity", action="store_true", help="run every method with the preset and CAPACITY (capacity.jsonl)")
     parser.add_argument("--methods", nargs="+", default=None, help="only these methods' trials")
     args = parser.parse_args()
     out = Path(args.out or Path(__file__).resolve().parent / "tuning" / args.setting)
     out.mkdir(parents=True, exist_ok=True)
     log, budget_log, after_log = out / "trials.jsonl", out / "budget.jsonl", out / "after.jsonl"
+    capacity_log = out / "capacity.jsonl"
     preset = load_preset(f"mnist-{args.setting}").replace({"data.data_dir": args.data_dir, **FIXED})
     base = preset.replace(BASE[args.setting])
     if not args.select:
@@ -229,6 +262,10 @@ def main() -> None:
             if args.after:  # the committed preset with AFTER's overrides
                 jobs = [(method, f"after{number}", after_log, preset, overrides) for method, candidates in AFTER[args.setting].items()
                         for number, overrides in enumerate(candidates)]
+            if args.capacity:  # every method wide first, then the committed preset where no same-CPU row exists
+                jobs = [(method, "capacity", capacity_log, preset, CAPACITY[args.setting]) for method in TRIALS[args.setting]]
+                jobs += [(method, "capacity-preset", capacity_log, preset, {}) for method in TRIALS[args.setting]
+                         if method not in CAPACITY_PRESET_ROWS.get(args.setting, {})]
             jobs = [job for job in jobs if args.methods is None or job[0] in args.methods]
             for method, name, path, config, overrides in jobs:
                 if any(t["seed"] == seed and t["method"] == method and t["overrides"] == key(overrides) for t in finished(path)):
@@ -257,6 +294,13 @@ def main() -> None:
         for method, v in verdict.items():
             trials = ", ".join(f"{json.dumps(t['overrides'])} {t['val_loss']:.4f}" for t in v["trials"])
             print(f"{method:>14} (seeds {v['seeds']}): val loss {v['preset_val_loss']:.4f} with the preset; {trials}; adopted {v['adopted']}")
+    if finished(capacity_log):
+        verdict = capacity_verdict(args.setting, finished(capacity_log), finished(after_log))
+        (out / "capacity.json").write_text(json.dumps(verdict, indent=1))
+        for method, t in verdict["methods"].items():
+            print(f"{method:>14}: val loss {t['preset_val_loss']:.4f} with the preset ({t['preset_row']} row), "
+                  f"{t['capacity_val_loss']:.4f} with {verdict['capacity']}")
+        print(f"{verdict['capacity']}: lower for {verdict['lower']} of {len(verdict['methods'])} methods; adopted: {verdict['adopted']}")
 
 
 if __name__ == "__main__":
