@@ -15,9 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
 
 
-def load_gather(name: str):
-    """results/mnist/gather.py as a fresh module (it defines gather(); only main() writes)."""
-    spec = importlib.util.spec_from_file_location(name, RESULTS / "mnist" / "gather.py")
+def load_script(name: str, script: str = "gather.py"):
+    """results/mnist/SCRIPT as a fresh module (gather.py and tune.py define functions; only their
+    main() writes or runs anything)."""
+    spec = importlib.util.spec_from_file_location(name, RESULTS / "mnist" / script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -25,7 +26,7 @@ def load_gather(name: str):
 
 @pytest.fixture(scope="module")
 def gathered() -> dict:
-    return load_gather("mnist_gather").gather(RESULTS / "mnist")
+    return load_script("mnist_gather").gather(RESULTS / "mnist")
 
 
 def test_mnist_json_is_what_gather_makes_of_the_committed_runs(gathered):
@@ -95,7 +96,7 @@ def write_seed(root: Path, folder: str, seed: int, methods: dict, **config):
 
 
 def test_a_seed_added_later_passes_through_a_variant_that_did_not_run_it(tmp_path):
-    module = load_gather("mnist_gather_chain")
+    module = load_script("mnist_gather_chain")
     # base: every method; v1 reruns proposed (noise) and left the heuristic out; v2 reruns proposed again (kl)
     module.VARIANTS = {"v1": ("base", {"encoder.noise"}, {"heuristic"}), "v2": ("v1", {"encoder.kl"})}
     everything = {"none": 0.5, "heuristic": 0.9, "proposed": 0.8}
@@ -117,9 +118,7 @@ def test_a_seed_added_later_passes_through_a_variant_that_did_not_run_it(tmp_pat
 
 
 def test_the_capacity_verdict_counts_methods_by_the_rule_and_takes_the_same_cpu_preset_row():
-    spec = importlib.util.spec_from_file_location("mnist_tune", RESULTS / "mnist" / "tune.py")
-    tune = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tune)
+    tune = load_script("mnist_tune", "tune.py")
     wide = tune.key(tune.CAPACITY["10pct"])
     methods = list(tune.TRIALS["10pct"])
     lower = {"none", "heuristic", "trivialaugment"}  # three wider runs below their preset: not adopted

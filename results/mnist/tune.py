@@ -134,6 +134,11 @@ def key(overrides: dict) -> str:
     return json.dumps(overrides, sort_keys=True)
 
 
+def losses(rows: list[dict], method: str, overrides: dict) -> dict[int, float]:
+    """{seed: validation loss} of ``method``'s rows run with ``overrides``."""
+    return {r["seed"]: r["val_loss"] for r in rows if r["method"] == method and r["overrides"] == key(overrides)}
+
+
 def finished(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
@@ -196,7 +201,7 @@ def after_verdict(setting: str, rows: list[dict], budget_rows: list[dict]) -> di
         source = [r for r in rows if r["overrides"] == key({})] if rerun else budget_rows
         preset = {r["seed"]: r["val_loss"] for r in source if r["method"] == method}
         candidates = [c for c in candidates if c != {}]
-        runs = [{r["seed"]: r["val_loss"] for r in rows if r["method"] == method and r["overrides"] == key(c)} for c in candidates]
+        runs = [losses(rows, method, c) for c in candidates]
         seeds = sorted(set(preset).intersection(*runs))
         if not seeds:
             continue
@@ -212,13 +217,9 @@ def capacity_verdict(setting: str, rows: list[dict], after_rows: list[dict]) -> 
     """CAPACITY against the committed preset per method on the seeds both ran; adopted by BUDGET_RULE."""
     table = {}
     for method in TRIALS[setting]:
-        wide = {r["seed"]: r["val_loss"] for r in rows if r["method"] == method and r["overrides"] == key(CAPACITY[setting])}
-        preset = {r["seed"]: r["val_loss"] for r in rows if r["method"] == method and r["overrides"] == key({})}
-        source = "capacity"
+        wide, preset, source = losses(rows, method, CAPACITY[setting]), losses(rows, method, {}), "capacity"
         if not preset and method in CAPACITY_PRESET_ROWS.get(setting, {}):
-            wanted = key(CAPACITY_PRESET_ROWS[setting][method])
-            preset = {r["seed"]: r["val_loss"] for r in after_rows if r["method"] == method and r["overrides"] == wanted}
-            source = "after"
+            preset, source = losses(after_rows, method, CAPACITY_PRESET_ROWS[setting][method]), "after"
         seeds = sorted(set(wide) & set(preset))
         if seeds:
             table[method] = {"seeds": seeds, "preset_row": source, "preset_val_loss": statistics.mean(preset[s] for s in seeds),
