@@ -19,7 +19,10 @@ VARIANTS = {"1pct-v2": ("1pct", {"kornia.trivialaugment_scale"}), "1pct-v3": ("1
             "10pct-v7": ("10pct-v6", {"encoder.judge_horizon"}),
             "1pct-v4": ("1pct-e200", {"encoder.noise"}),  # a base may itself be a variant; 1pct-v4: one seed, rejected
             "10pct-v3": ("10pct-v2", {"heuristic.strength"}),
-            "1pct-v5": ("1pct-e200", {"encoder.shrink", "encoder.shrink_judge"})}
+            "1pct-v5": ("1pct-e200", {"encoder.shrink", "encoder.shrink_judge"}),
+            # 10% at F's width 64, every method on the same seeds, run in two folders side by side
+            # (one process each): proposed, none and heuristic here, the other three in the base
+            "10pct-w64": ("10pct-w64b", set())}
 MAY_DIFFER = {"run.methods", "data.data_dir"}
 
 

@@ -39,6 +39,12 @@
 #   OMP_NUM_THREADS=1 SETTING=10pct VERSION=v4 SEEDS=S METHODS=heuristic SET=encoder.noise=1 bash results/mnist/rerun.sh
 #   OMP_NUM_THREADS=1 SETTING=10pct VERSION=e60 SEEDS=S METHODS=none,random_g,trivialaugment,randaugment \
 #     SET="heuristic.strength=1 encoder.shrink_judge=last_layer encoder.noise=1" bash results/mnist/rerun.sh
+#   10%: the capacity trial (tune.py --capacity) moved F's width from 32 to 64: test seeds 0 to 4 for
+#   every method at width 64 (decided before any ran: all five seeds, all six methods, reported
+#   whatever they give), two processes side by side, balanced by run time (gather.py merges the two
+#   folders as variant 10pct-w64 of base 10pct-w64b)
+#   OMP_NUM_THREADS=1 SETTING=10pct VERSION=w64 SEEDS="0 1 2 3 4" METHODS=proposed,none,heuristic SET=classifier.width=64 bash results/mnist/rerun.sh
+#   OMP_NUM_THREADS=1 SETTING=10pct VERSION=w64b SEEDS="0 1 2 3 4" METHODS=random_g,trivialaugment,randaugment SET=classifier.width=64 bash results/mnist/rerun.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export INFAUG_PROGRESS=0
