@@ -135,3 +135,36 @@ def test_the_capacity_verdict_counts_methods_by_the_rule_and_takes_the_same_cpu_
     rows[methods.index("randaugment")]["val_loss"] = 0.04  # a fourth: adopted
     assert tune.capacity_verdict("10pct", rows, after)["adopted"]
     assert not tune.capacity_verdict("10pct", rows[:-1], after)["adopted"]  # a method without its preset row: no verdict yet
+
+
+def test_the_accuracy_picture_draws_every_seed_of_the_gathered_tables(gathered):
+    plot = load_script("mnist_plot", "plot.py")
+    drawn = plot.panels(gathered)
+    assert [p["table"] for p in drawn] == [t for t in plot.PANELS if t in gathered]
+    for panel in drawn:
+        summary = gathered[panel["table"]]["summary"]
+        assert [row["method"] for row in panel["methods"]] == list(summary)
+        low, high = panel["xlim"]
+        for row in panel["methods"]:
+            assert row["seeds"] == summary[row["method"]]["test_accuracy"], (panel["table"], row["method"])
+            # a method is either drawn whole on the scale or written out in words below it
+            assert row["off_scale"] == (max(row["seeds"]) < low), (panel["table"], row["method"])
+            assert row["off_scale"] or all(low <= a <= high for a in row["seeds"]), (panel["table"], row["method"])
+        assert not any(row["off_scale"] for row in panel["methods"] if row["method"] != "none")
+    assert next(r for r in drawn[0]["methods"] if r["method"] == "none")["off_scale"]  # 1%: none is 19 points below
+
+
+def test_the_committed_accuracy_picture_is_what_plot_draws_of_mnist_json(tmp_path):
+    from PIL import Image, ImageChops
+
+    plot = load_script("mnist_plot_png", "plot.py")
+    figure = plot.draw(json.loads((RESULTS / "mnist.json").read_text()))
+    figure.savefig(tmp_path / "accuracy.png", format="png", dpi=100)
+    fresh = Image.open(tmp_path / "accuracy.png").convert("RGB")
+    committed = Image.open(RESULTS / "mnist" / "accuracy.png").convert("RGB")
+    assert fresh.size == committed.size
+    # the same pixels, within a small tolerance for rendering; a seed's dot moved by 0.03 points
+    # changes about 45 of them by more than 16 levels
+    difference = ImageChops.difference(fresh, committed).convert("L")
+    changed = sum(difference.histogram()[17:])
+    assert changed < 10, f"{changed} pixels differ: run python results/mnist/plot.py after gather.py"
