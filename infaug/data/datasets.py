@@ -19,7 +19,7 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 
-from infaug.data.folder import _channels, _size, load_image_folder
+from infaug.data.folder import _LUMA, _channels, _size, load_image_folder
 from infaug.data.mnist import Digits, embedded_digits, load_idx_dataset
 from infaug.data.sources import SOURCES
 
@@ -43,7 +43,7 @@ def fit_images(digits: Digits, size: Union[int, Sequence[int]], channels: int = 
         if channels == 3 and images.shape[1] == 1:
             images = images.repeat(1, 3, 1, 1)
         elif channels == 1 and images.shape[1] == 3:
-            luma = torch.tensor([0.299, 0.587, 0.114], dtype=images.dtype).view(1, 3, 1, 1)
+            luma = torch.tensor(_LUMA, dtype=images.dtype).view(1, 3, 1, 1)
             images = (images * luma).sum(1, keepdim=True).clamp_(0, 1)
         else:
             raise ValueError(f"cannot turn images of {images.shape[1]} channels into {channels}")

@@ -49,8 +49,7 @@ from infaug.data.sources import CorruptFileError
 __all__ = ["IMAGE_SUFFIXES", "is_split_folder", "load_image_folder", "read_image", "read_class_folder"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-_GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N")
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_LUMA = (0.299, 0.587, 0.114)  # R, G, B weights of luma, as Pillow's convert("L") (also infaug.data.datasets)
 
 Size = Union[int, Sequence[int]]
 
@@ -167,13 +166,14 @@ def _read_tree(root: Path, size: Tuple[int, int]) -> Tuple[Tuple[str, ...], List
 
 def _stack(pixels: List[np.ndarray], labels: List[int], classes: Tuple[str, ...], channels: int) -> Digits:
     images = np.empty((len(pixels), channels) + pixels[0].shape[:2], dtype=np.float32)
+    luma = np.array(_LUMA, dtype=np.float32)
     for i, p in enumerate(pixels):
         if p.shape[2] == channels:
             images[i] = p.transpose(2, 0, 1)
         elif channels == 3:  # grey -> colour
             images[i] = np.broadcast_to(p.transpose(2, 0, 1), images.shape[1:])
         else:  # colour -> luma
-            images[i, 0] = np.clip(p @ _LUMA, 0.0, 1.0)
+            images[i, 0] = np.clip(p @ luma, 0.0, 1.0)
     return Digits(torch.from_numpy(images), torch.tensor(labels, dtype=torch.int64), classes)
 
 
