@@ -8,7 +8,6 @@ from typing import Optional
 import torch
 
 from infaug import report
-from infaug.config import Config
 from infaug.models import Generator
 from infaug.reference import displacement
 from infaug.train.loop import MethodResult
@@ -17,7 +16,7 @@ from infaug.train.task import Task
 __all__ = ["draw_pictures", "toy2d_row"]
 
 
-def draw_pictures(out: Path, config: Config, task: Optional[Task], results: dict[str, MethodResult], gan: dict, metrics: dict) -> list:
+def draw_pictures(out: Path, task: Optional[Task], results: dict[str, MethodResult], gan: dict) -> list:
     """Writes the PNGs; returns (caption, file name) pairs for the report."""
     if task is None:
         return []

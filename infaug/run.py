@@ -156,7 +156,7 @@ def run(config: Config, out_dir: str | Path, *, echo=print, resume: bool = False
             return metrics
         from infaug.pictures import draw_pictures
 
-        pictures = draw_pictures(out, config, task, results, gan, metrics)
+        pictures = draw_pictures(out, task, results, gan)
         if task is not None and task.kind == "points" and {"none", "proposed"} <= set(results):
             from infaug.pictures import toy2d_row
 
