@@ -97,7 +97,7 @@ class EncoderConfig:
     steps: int = 30  # per round
     batch_size: int = 256
     lr: float = 1e-3
-    tau_penalty: float = 1.0  # weight of mean(relu(|tau|^2 / latent - 1))
+    tau_penalty: float = 1.0  # weight of mean(relu(|tau|^2 / latent - r)), r = 1 + 3 sqrt(2 / latent) (infaug.train.encoder.tau_penalty)
     kl: float = 1.0  # weight of the trust region mean(|mu|^2) / 2 around G's prior
     clip: float = 1.0  # > 0: each sample's normalised I_aug v counts as clip * tanh(v / clip)
     # After each round E's mean is scaled by one of these factors (0: G's prior; 1: E as trained):
