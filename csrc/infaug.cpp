@@ -4,7 +4,7 @@
 #include <torch/library.h>
 
 #ifndef INFAUG_TORCH_VERSION
-#error "INFAUG_TORCH_VERSION must be defined by setup.py"
+#error "INFAUG_TORCH_VERSION must be defined by the build (infaug/_build.py, used by setup.py and infaug/_extension.py)"
 #endif
 
 TORCH_LIBRARY(infaug, m) {

@@ -1,6 +1,6 @@
 """The ``infaug`` command line.
 
-    infaug run [--preset NAME | --config FILE.toml] [--out DIR] [--resume] [--seeds 0,1,2]
+    infaug run [--preset NAME] [--config FILE.toml] [--out DIR] [--resume] [--seeds 0,1,2]
                [--methods none,proposed] [--device auto] [--dataset NAME] [--data-dir DIR]
                [--set key=value ...]
         Learns an augmentation by influence and compares it with five other methods on the same
