@@ -188,14 +188,12 @@ def check_influence(
 
 def plot(result: GroundTruth, path: str | Path) -> Path:
     """Predicted against actual change of the validation loss (Koh & Liang, Figure 2), as PNG."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from infaug.report import _save_figure
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure, axes = plt.subplots(1, 2, figsize=(9, 4.2))
+    figure = Figure(figsize=(9, 4.2))
+    axes = figure.subplots(1, 2)
     for ax, (name, a) in zip(axes, [("removing a sample", result.removal), ("replacing it by an augmentation", result.replacement)]):
         limit = float(torch.cat([a.predicted, a.actual]).abs().max()) * 1.1
         ax.plot([-limit, limit], [-limit, limit], color="0.7", lw=1)
@@ -204,8 +202,4 @@ def plot(result: GroundTruth, path: str | Path) -> Path:
                ylabel="actual change (retrained)", title=f"{name}\npearson {a.pearson:.3f}, slope {a.slope:.2f}")
         ax.ticklabel_format(style="sci", scilimits=(-2, 2))
     figure.tight_layout()
-    temporary = path.with_name(path.name + ".tmp")
-    figure.savefig(temporary, dpi=110, format="png")
-    plt.close(figure)
-    temporary.replace(path)
-    return path
+    return _save_figure(figure, path, dpi=110)

@@ -30,8 +30,8 @@ TOY_COLUMNS = (
 )
 
 
-def _save_figure(figure: Figure, path: str | Path) -> Path:
-    return atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=100))
+def _save_figure(figure: Figure, path: str | Path, dpi: int = 100) -> Path:
+    return atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=dpi))
 
 
 def _numpy(tensor: Tensor) -> np.ndarray:
