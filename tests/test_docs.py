@@ -24,6 +24,7 @@ import infaug.models.encoder
 import infaug.models.generator
 import infaug.ops
 import infaug.train.checkpoint
+import infaug.train.modes
 import infaug.train.network_influence
 import infaug.train.round_judge
 import infaug.train.unrolled
@@ -40,9 +41,10 @@ def test_readme_python_blocks_run(index):
 
 MODULES = [
     infaug.ops, infaug.reference, infaug.engine, infaug.data.mnist, infaug.data.splits, infaug.data.toy2d,
-    infaug.data.datasets, infaug.data.folder, infaug.data.sources, infaug.train.checkpoint, infaug.train.network_influence,
-    infaug.train.round_judge, infaug.train.unrolled, infaug.config, infaug.augmentations, infaug.augmenter, infaug.baselines,
-    infaug.learn, infaug.models.classifier, infaug.models.critic, infaug.models.encoder, infaug.models.generator,
+    infaug.data.datasets, infaug.data.folder, infaug.data.sources, infaug.train.checkpoint, infaug.train.modes,
+    infaug.train.network_influence, infaug.train.round_judge, infaug.train.unrolled, infaug.config, infaug.augmentations,
+    infaug.augmenter, infaug.baselines, infaug.learn, infaug.models.classifier, infaug.models.critic, infaug.models.encoder,
+    infaug.models.generator,
 ]
 
 

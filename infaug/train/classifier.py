@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from infaug import distributed
 from infaug.engine import LastLayerInfluence
 from infaug.train.checkpoint import check_step
+from infaug.train.modes import evaluating
 from infaug.train.progress import progress
 
 __all__ = ["ClassifierTrainer", "evaluate", "features", "influence_engine"]
@@ -136,26 +137,21 @@ class ClassifierTrainer:
 @torch.no_grad()
 def evaluate(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1000) -> Tuple[float, float]:
     """(mean cross-entropy, accuracy) of ``model`` in eval mode (its mode is restored after)."""
-    training = model.training
-    model.eval()
     loss, correct = 0.0, 0
-    for start in range(0, len(labels), batch_size):
-        logits = model(images[start : start + batch_size])
-        y = labels[start : start + batch_size]
-        loss += float(F.cross_entropy(logits, y, reduction="sum"))
-        correct += int((logits.argmax(1) == y).sum())
-    model.train(training)
+    with evaluating(model):
+        for start in range(0, len(labels), batch_size):
+            logits = model(images[start : start + batch_size])
+            y = labels[start : start + batch_size]
+            loss += float(F.cross_entropy(logits, y, reduction="sum"))
+            correct += int((logits.argmax(1) == y).sum())
     return loss / len(labels), correct / len(labels)
 
 
 @torch.no_grad()
 def features(model: nn.Module, images: Tensor, batch_size: int = 1000) -> Tensor:
     """F's penultimate features (N, D) in eval mode (its mode is restored after), without gradients."""
-    training = model.training
-    model.eval()
-    out = torch.cat([model.features(images[s : s + batch_size]) for s in range(0, len(images), batch_size)])
-    model.train(training)
-    return out
+    with evaluating(model):
+        return torch.cat([model.features(images[s : s + batch_size]) for s in range(0, len(images), batch_size)])
 
 
 def influence_engine(

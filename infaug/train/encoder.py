@@ -29,9 +29,6 @@ prior.
 
 from __future__ import annotations
 
-import contextlib
-from typing import Iterator
-
 import torch
 from torch import Tensor, nn
 
@@ -41,27 +38,12 @@ from infaug.engine import LastLayerInfluence
 from infaug.ground_truth import train_logistic, validation_loss
 from infaug.train.checkpoint import check_step
 from infaug.train.classifier import features
+from infaug.train.modes import evaluating, frozen
 from infaug.train.network_influence import NetworkInfluence
 from infaug.train.progress import progress
 from infaug.train.unrolled import UnrolledObjective
 
 __all__ = ["choose_shrink", "encoder_loss", "frozen", "i_aug", "mean_scaler", "tau_penalty", "train_encoder"]
-
-
-@contextlib.contextmanager
-def frozen(*modules: nn.Module) -> Iterator[None]:
-    """Eval mode and no parameter gradients for ``modules`` inside the block (restored after)."""
-    states = [(m, m.training, [p.requires_grad for p in m.parameters()]) for m in modules]
-    for m in modules:
-        m.eval()
-        m.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for m, training, flags in states:
-            m.train(training)
-            for p, flag in zip(m.parameters(), flags):
-                p.requires_grad_(flag)
 
 
 def _tau_excess(tau: Tensor) -> Tensor:
@@ -253,15 +235,13 @@ def choose_shrink(
     start = (model.head.weight.detach().double().cpu(), model.head.bias.detach().double().cpu())
     draws = rng.get_state()
     losses = []
-    training = encoder.training
-    encoder.eval()
-    for a in factors:
-        scale(a)
-        rng.set_state(draws)
-        h_aug = features(model, augment(x, rng)).double().cpu()
-        w, b = train_logistic(torch.cat([h, h_aug]), torch.cat([y_cpu, y_cpu]), damping, start=start)
-        losses.append(validation_loss(h_val, y_val, w, b))
-    encoder.train(training)
+    with evaluating(encoder):
+        for a in factors:
+            scale(a)
+            rng.set_state(draws)
+            h_aug = features(model, augment(x, rng)).double().cpu()
+            w, b = train_logistic(torch.cat([h, h_aug]), torch.cat([y_cpu, y_cpu]), damping, start=start)
+            losses.append(validation_loss(h_val, y_val, w, b))
     best = factors[min(range(len(factors)), key=losses.__getitem__)]
     best = distributed.all_gather_objects(best)[0]  # rank 0's choice on every rank
     scale(best)

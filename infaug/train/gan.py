@@ -15,7 +15,6 @@ scores its outputs with the critics themselves, not their DDP wrappers: they are
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 import torch
@@ -26,20 +25,10 @@ from infaug.augmentations import AffineRanges, affine_fields, random_affine
 from infaug.models import Critic, Generator, sampling_field
 from infaug.reference import base_grid
 from infaug.train.checkpoint import Phase, check_step, rng_states, set_rng_states
+from infaug.train.modes import frozen
 from infaug.train.progress import progress
 
 __all__ = ["GanHistory", "gradient_penalty", "pretrain_from_config", "pretrain_generator"]
-
-
-@contextlib.contextmanager
-def _no_parameter_grads(*modules: nn.Module):
-    for m in modules:
-        m.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for m in modules:
-            m.requires_grad_(True)
 
 
 def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -158,7 +147,7 @@ def pretrain_generator(
         fake_flow = sampling_field(params[0], params[1], generator.smooth)
         flow_mse = (fake_flow - identity).square().mean()
         image_mse = (fake - source).square().mean()
-        with _no_parameter_grads(image_critic, flow_critic):  # the critics are fixed in G's step
+        with frozen(image_critic, flow_critic):  # the critics are fixed in G's step
             generator_loss = (
                 -image_critic(fake).mean()
                 - flow_critic(fake_flow).mean()

@@ -31,7 +31,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import time
 import warnings
 from typing import Optional
@@ -42,6 +41,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, jvp, vjp
 
 from infaug.engine import InaccurateSolveWarning, conjugate_gradients
+from infaug.train.modes import evaluating
 
 __all__ = ["NetworkInfluence"]
 
@@ -78,16 +78,6 @@ class NetworkInfluence:
     def _logits(self, params: tuple, x: Tensor) -> Tensor:
         return functional_call(self.model, ({**dict(zip(self.names, params)), **self.buffers},), (x,))
 
-    @contextlib.contextmanager
-    def _evaluating(self):
-        """F in eval mode inside the block (BatchNorm's running statistics), its mode restored after."""
-        training = self.model.training
-        self.model.eval()
-        try:
-            yield
-        finally:
-            self.model.train(training)
-
     def fit(self, images: Tensor, labels: Tensor) -> "NetworkInfluence":
         """Adds training samples to H (kept by reference; any number of calls)."""
         if images.shape[0] != labels.shape[0]:
@@ -104,7 +94,7 @@ class NetworkInfluence:
         """(H v) for v a tuple shaped like the parameters."""
         count = sum(len(labels) for _, labels in self.train_sets)
         out = [self.damping * v for v in vector]
-        with self._evaluating():
+        with evaluating(self.model):
             for x, _ in self._batches():
                 logits, pullback = vjp(lambda *p: self._logits(p, x), *self.params)
                 _, jv = jvp(lambda *p: self._logits(p, x), self.params, tuple(vector))
@@ -123,7 +113,7 @@ class NetworkInfluence:
             raise RuntimeError("NetworkInfluence.set_validation: call fit(images, labels) with the training samples first")
         start = time.perf_counter()
         g = [torch.zeros_like(p) for p in self.params]
-        with self._evaluating():
+        with evaluating(self.model):
             for begin in range(0, len(labels), self.batch_size):
                 x, y = images[begin : begin + self.batch_size], labels[begin : begin + self.batch_size]
                 loss = lambda *p: F.cross_entropy(self._logits(p, x), y, reduction="sum") / len(labels)  # noqa: E731
@@ -147,7 +137,7 @@ class NetworkInfluence:
         if self.s is None:
             raise RuntimeError("NetworkInfluence.up: call set_validation(images, labels) first")
         parts = []
-        with self._evaluating():
+        with evaluating(self.model):
             for start in range(0, len(labels), self.batch_size):
                 x, y = images[start : start + self.batch_size], labels[start : start + self.batch_size]
                 loss = lambda *p: F.cross_entropy(self._logits(p, x), y, reduction="none")  # noqa: E731

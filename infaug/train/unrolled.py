@@ -39,6 +39,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from infaug.train.modes import evaluating
+
 __all__ = ["UnrolledObjective"]
 
 
@@ -66,12 +68,8 @@ class UnrolledObjective:
         self.buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
 
     def _loss(self, params: dict, x: Tensor, y: Tensor) -> Tensor:
-        training = self.model.training
-        self.model.eval()
-        try:
+        with evaluating(self.model):
             logits = functional_call(self.model, ({**params, **self.buffers},), (x,))
-        finally:
-            self.model.train(training)
         return F.cross_entropy(logits, y)
 
     def after(self, x: Tensor, y: Tensor, *, create_graph: bool = True) -> Tensor:
