@@ -20,6 +20,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from infaug.models.generator import _normal
+
 __all__ = ["Encoder", "PointEncoder"]
 
 
@@ -37,8 +39,7 @@ class _Noisy(nn.Module):
         mu = self.mean(x)
         tau = mu
         if self.noise != 0:
-            where = generator.device if generator is not None else mu.device
-            tau = mu + self.noise * torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=where).to(mu.device)
+            tau = mu + self.noise * _normal(mu.shape, generator, mu.dtype, mu.device)
         return (tau, mu) if return_mean else tau
 
 
