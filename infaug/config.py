@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 from infaug.augmentations import AffineRanges
 
-__all__ = ["METHODS", "Config", "load_config", "load_preset", "preset_names"]
+__all__ = ["METHODS", "Config", "flat", "load_config", "load_preset", "preset_names"]
 
 METHODS = ("none", "heuristic", "random_g", "proposed", "trivialaugment", "randaugment")
 PRESETS = Path(__file__).resolve().parent / "presets"
@@ -200,6 +200,18 @@ class Config:
                 node = node.setdefault(parent, {})
             node[last] = value
         return _merge(self, nested, source)
+
+
+def flat(values: Mapping[str, Any], prefix: str = "") -> dict:
+    """The nested tables of ``values`` (a ``Config.to_dict()``, or a run's config.json) as one level
+    of dotted keys: ``{"classifier": {"epochs": 3}}`` -> ``{"classifier.epochs": 3}``."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _toml_value(value) -> str:

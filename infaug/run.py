@@ -27,7 +27,7 @@ import torch
 from infaug import distributed, report
 from infaug.atomic import atomic_write
 from infaug.augmenter import Augmenter
-from infaug.config import Config
+from infaug.config import Config, flat
 from infaug.models import Generator
 from infaug.train.checkpoint import Checkpoints, NonFiniteError
 from infaug.train.gan import pretrain_from_config
@@ -179,16 +179,6 @@ def run(config: Config, out_dir: str | Path, *, echo=print, resume: bool = False
 _MAY_CHANGE_ON_RESUME = ("run.device", "run.checkpoint_every")
 
 
-def _flat(values: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def _run_dirs(out: Path) -> list[Path]:
     """The folders of ``out`` that hold a run's config.json (two for toy2d's variants)."""
     return [d for d in (out, out / "as-is", out / "shifted") if (d / "config.json").exists()]
@@ -205,8 +195,8 @@ def _check_resume(config: Config, out: Path, resume: bool) -> None:
         return
     if not (out / "config.json").exists():
         raise RunError(f"--resume: {out / 'config.json'} not found, so {out} holds no run to continue")
-    saved = _flat(json.loads((out / "config.json").read_text()))
-    wanted = _flat(config.to_dict())
+    saved = flat(json.loads((out / "config.json").read_text()))
+    wanted = flat(config.to_dict())
     differ = [k for k in sorted(set(saved) | set(wanted)) if saved.get(k) != wanted.get(k) and k not in _MAY_CHANGE_ON_RESUME]
     if differ:
         details = "; ".join(f"{k}: run has {saved.get(k)!r}, given {wanted.get(k)!r}" for k in differ[:5])

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from infaug.config import METHODS, Config, load_config, load_preset, preset_names
+from infaug.config import METHODS, Config, flat, load_config, load_preset, preset_names
 
 
 def test_presets_load_and_differ_where_they_should():
@@ -56,6 +56,15 @@ def test_overrides_parse_strings_from_the_command_line():
 def test_bad_values_name_the_key(overrides, error, message):
     with pytest.raises(error, match=re.escape(message)):
         load_preset("default").replace(overrides)
+
+
+def test_flat_gives_the_dotted_keys_replace_takes():
+    config = Config()
+    values = flat(config.to_dict())
+    assert values["classifier.epochs"] == config.classifier.epochs and values["preset"] == ""
+    assert len(values) == sum(len(v) if isinstance(v, dict) else 1 for v in config.to_dict().values())
+    changed = {"classifier.epochs": 7, "encoder.shrink": [0.0, 1.0]}
+    assert flat(config.replace(changed).to_dict()) == {**values, **changed}
 
 
 def test_config_file(tmp_path):

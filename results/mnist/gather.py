@@ -26,13 +26,6 @@ VARIANTS = {"1pct-v2": ("1pct", {"kornia.trivialaugment_scale"}), "1pct-v3": ("1
 MAY_DIFFER = {"run.methods", "data.data_dir"}
 
 
-def flat(values: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in values.items():
-        out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-    return out
-
-
 def finished_seeds(folder: Path) -> dict:
     seeds = {}
     for path in sorted(folder.glob("seed*/metrics.json")):
@@ -48,7 +41,7 @@ def merged(variant: dict, base: dict, changed: set, left_out: set = frozenset())
     """The variant's seed with the methods it did not run taken from the base's seed, but for
     ``left_out`` (methods a changed key affects that the variant has not rerun yet). A key that one
     configuration lacks (added to infaug after that run) counts as its default value."""
-    from infaug.config import METHODS, Config
+    from infaug.config import METHODS, Config, flat
 
     defaults = flat(Config().to_dict())
     ours, theirs = flat(variant["config"]), flat(base["config"])
