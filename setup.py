@@ -33,17 +33,13 @@ except ImportError:  # an isolated build: the extension is compiled at first imp
     torch = None
 
 
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "0").strip().lower() in ("1", "true", "yes", "on")
-
-
 def _build_cuda() -> bool:
     from torch.utils.cpp_extension import CUDA_HOME
 
-    if _flag("INFAUG_FORCE_CPU"):
+    if build.env_flag("INFAUG_FORCE_CPU"):
         return False
     possible = torch.version.cuda is not None and CUDA_HOME is not None
-    if _flag("FORCE_CUDA"):
+    if build.env_flag("FORCE_CUDA"):
         if not possible:
             raise RuntimeError(
                 "FORCE_CUDA=1 but the CUDA kernels cannot be built: "

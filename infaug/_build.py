@@ -11,7 +11,7 @@ import glob
 import os
 from pathlib import Path
 
-__all__ = ["DEFAULT_CUDA_ARCHS", "LINK_FLAGS", "cxx_flags", "nvcc_flags", "source_root", "sources"]
+__all__ = ["DEFAULT_CUDA_ARCHS", "LINK_FLAGS", "cxx_flags", "env_flag", "nvcc_flags", "source_root", "sources"]
 
 # Compute capabilities compiled for when no GPU is visible and TORCH_CUDA_ARCH_LIST is unset (A100,
 # H100/H200, and PTX that newer GPUs compile at load time). Without a default, torch's cpp_extension
@@ -20,6 +20,12 @@ DEFAULT_CUDA_ARCHS = "8.0;9.0+PTX"
 # at::parallel_for only runs in parallel when the caller is compiled with OpenMP; link the same
 # libgomp that torch loads (its soname matches, so one runtime serves both).
 LINK_FLAGS = ["-fopenmp"]
+
+
+def env_flag(name: str) -> bool:
+    """Whether the environment variable ``name`` (INFAUG_FORCE_CPU, FORCE_CUDA) is set to 1, true,
+    yes or on (any case, surrounding spaces ignored); unset counts as off."""
+    return os.environ.get(name, "0").strip().lower() in ("1", "true", "yes", "on")
 
 
 def source_root() -> Path:

@@ -56,7 +56,7 @@ def compile_for_runtime(reason: str = "") -> ModuleType:
         root = _build.source_root()
     except FileNotFoundError as error:
         raise ImportError(f"infaug's compiled extension could not be loaded ({reason}) and {error}. {_BUILD_HINT}") from None
-    forced_cpu = os.environ.get("INFAUG_FORCE_CPU", "0").lower() in ("1", "true", "yes", "on")
+    forced_cpu = _build.env_flag("INFAUG_FORCE_CPU")
     with_cuda = not forced_cpu and torch.version.cuda is not None and torch.cuda.is_available() and cpp_extension.CUDA_HOME is not None
     sources = _build.sources(root, with_cuda)
     digest = hashlib.sha256(f"{torch.__version__} {with_cuda}".encode())
