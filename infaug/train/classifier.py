@@ -28,7 +28,7 @@ from infaug.train.progress import progress
 
 __all__ = ["ClassifierTrainer", "evaluate", "features", "influence_engine"]
 
-Augment = Callable[[Tensor, torch.Generator], Tensor]
+Augment = Callable[[Tensor, torch.Generator], Tensor]  # a method's augmentation: (x, rng) -> x~
 
 
 class ClassifierTrainer:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
@@ -32,7 +32,7 @@ from infaug import distributed
 from infaug.augmenter import Augmenter
 from infaug.config import Config
 from infaug.train.checkpoint import Checkpoints, Phase, rng_states, set_rng_states
-from infaug.train.classifier import ClassifierTrainer, evaluate, influence_engine
+from infaug.train.classifier import Augment, ClassifierTrainer, evaluate, influence_engine
 from infaug.train.encoder import choose_shrink, i_aug, train_encoder
 from infaug.train.network_influence import NetworkInfluence
 from infaug.train.round_judge import choose_shrink_by_round
@@ -44,8 +44,6 @@ from infaug.train.unrolled import UnrolledObjective
 __all__ = ["MethodResult", "make_augmentation", "round_epochs", "run_method"]
 
 log = logging.getLogger("infaug")
-
-Augment = Callable[[Tensor, torch.Generator], Tensor]
 
 
 @dataclass
@@ -173,7 +171,7 @@ def run_method(
         return remaining > 0
 
     holdout_x, holdout_y = train_x[task.holdout_rows], train_y[task.holdout_rows]
-    for number, epochs in enumerate(schedule):  # 0: F's warm-up; then the rounds
+    for number in range(len(schedule)):  # 0: F's warm-up; then the rounds
         if number >= 1 and len(rounds) < number:
             # s_val at F's current weights, over the training samples and one draw of their augmentations.
             with torch.no_grad():
