@@ -11,43 +11,10 @@ import torch
 
 from infaug.data import CorruptFileError, embedded_digits, load_idx_dataset, load_mnist, read_idx
 
-from conftest import DATA_DIR
+from conftest import DATA_DIR, idx_bytes, tiny_dataset, write_idx
 
 HAVE_MNIST = (DATA_DIR / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz").exists()
 needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason="MNIST not at ../shared/data")
-
-
-def idx_bytes(array: np.ndarray, shape=None) -> bytes:
-    """An IDX file of uint8 ``array``; ``shape`` overrides the header's shape."""
-    shape = array.shape if shape is None else shape
-    return bytes([0, 0, 0x08, len(shape)]) + b"".join(int(s).to_bytes(4, "big") for s in shape) + array.tobytes()
-
-
-def write_idx(path, array, *, gz=True, shape=None):
-    data = idx_bytes(array, shape)
-    if gz:
-        with gzip.open(path, "wb") as f:
-            f.write(data)
-    else:
-        path.write_bytes(data)
-    return path
-
-
-def tiny_dataset(root, folder="FashionMNIST", *, n=20, size=(28, 28), gz=False, seed=0):
-    """Writes train and t10k files of ``n`` random images into ``root/folder/raw``; returns
-    {split: (images, labels)} as written."""
-    raw = root / folder / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    suffix = ".gz" if gz else ""
-    written = {}
-    for split, prefix in [("train", "train"), ("test", "t10k")]:
-        images = rng.integers(0, 256, size=(n,) + size, dtype=np.uint8)
-        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
-        write_idx(raw / f"{prefix}-images-idx3-ubyte{suffix}", images, gz=gz)
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte{suffix}", labels, gz=gz)
-        written[split] = (images, labels)
-    return written
 
 
 def test_read_idx_roundtrip(tmp_path):

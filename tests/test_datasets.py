@@ -2,7 +2,6 @@
 split into train/ and test/) and the one entry point load_dataset, with their errors."""
 
 import doctest
-import gzip
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ import infaug.data.datasets
 import infaug.data.folder
 from infaug.data import CorruptFileError, Digits, fit_images, load_dataset, load_image_folder
 
-from conftest import DATA_DIR
+from conftest import DATA_DIR, tiny_dataset
 
 HAVE_MNIST = (DATA_DIR / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").exists()
 
@@ -29,28 +28,10 @@ def grey(seed, shape=(28, 28)):
     return np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
 
 
-def write_idx(path, array, gz):
-    data = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in array.shape) + array.tobytes()
-    if gz:
-        with gzip.open(path, "wb") as f:
-            f.write(data)
-    else:
-        path.write_bytes(data)
-
-
 def tiny_idx(root, folder, *, n=20, size=(28, 28), gz=False):
-    raw = root / folder / "raw"
-    raw.mkdir(parents=True)
-    rng = np.random.default_rng(3)
-    out = {}
-    for split, prefix in [("train", "train"), ("test", "t10k")]:
-        images = rng.integers(0, 256, size=(n,) + size, dtype=np.uint8)
-        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
-        suffix = ".gz" if gz else ""
-        write_idx(raw / f"{prefix}-images-idx3-ubyte{suffix}", images, gz)
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte{suffix}", labels, gz)
-        out[split] = (torch.from_numpy(images).float().unsqueeze(1) / 255, labels.tolist())
-    return out
+    """``tiny_dataset``'s files, returned as {split: ((n, 1, H, W) floats in [0, 1], labels as a list)}."""
+    written = tiny_dataset(root, folder, n=n, size=size, gz=gz, seed=3)
+    return {split: (torch.from_numpy(images).float().unsqueeze(1) / 255, labels.tolist()) for split, (images, labels) in written.items()}
 
 
 def test_docstring_examples():

@@ -9,8 +9,9 @@ from torch import nn
 
 from infaug import LastLayerInfluence
 from infaug.engine import InaccurateSolveWarning
-from infaug.models import AllConvNet
 from infaug.train.network_influence import NetworkInfluence
+
+from conftest import small_net
 
 
 class LastLayerOnly(nn.Module):
@@ -22,15 +23,6 @@ class LastLayerOnly(nn.Module):
 
     def forward(self, x):
         return self.head(x.flatten(1))
-
-
-def small_net():
-    torch.manual_seed(0)
-    net = AllConvNet(in_channels=1, num_classes=3, width=2).double()
-    net.train()  # BatchNorm: the engine must evaluate in eval mode and restore this
-    with torch.no_grad():  # running statistics that are not the identity
-        net(torch.rand(16, 1, 8, 8, dtype=torch.float64))
-    return net
 
 
 def flat_grad(net, loss):

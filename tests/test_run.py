@@ -237,8 +237,6 @@ def test_a_folder_of_images_runs_end_to_end(colour, tmp_path, capsys):
 def test_any_idx_dataset_under_root_name_raw(tmp_path):
     import gzip
 
-    import numpy as np
-
     from infaug.data import embedded_digits
 
     digits = embedded_digits()

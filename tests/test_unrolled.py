@@ -5,19 +5,10 @@ the gradient alignment, and that F is left as it was."""
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from infaug.models import AllConvNet
 from infaug.train.unrolled import UnrolledObjective
 
-
-def small_net():
-    torch.manual_seed(0)
-    net = AllConvNet(in_channels=1, num_classes=3, width=2).double()
-    net.train()  # BatchNorm: the objective must evaluate in eval mode and restore this
-    with torch.no_grad():
-        net(torch.rand(16, 1, 8, 8, dtype=torch.float64))
-    return net
+from conftest import small_net
 
 
 def data(n=6, seed=1):
