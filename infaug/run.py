@@ -211,6 +211,8 @@ def _run_toy_variants(config: Config, out: Path, echo) -> dict:
     for name, shift in (("as-is", 0.0), ("shifted", config.data.toy_shift)):
         _say(echo, f"toy2d, validation points {name}" + (f" (moved down by {shift})" if shift else ""))
         variant = config.replace({"data.toy_shift": shift})
+        if distributed.is_main():
+            _write_config(out / name, variant)  # run() wrote the whole run's into out
         metrics, task, results, _ = _run(variant, out / name, echo)
         variants[name] = metrics
         if {"none", "proposed"} <= set(results):
@@ -285,8 +287,6 @@ def _run_seeds(config: Config, out: Path, echo, device, pool, official_test, che
     }
     main = distributed.is_main()
     write_json = _write_json if main else (lambda path, value: None)
-    if main:
-        _write_config(out, config)
     _say(echo, f"infaug run: preset {config.preset or '(custom)'}, methods {', '.join(methods)}, seeds {list(config.run.seeds)}, on {device}")
     first: dict[str, MethodResult] = {}
     first_task: Optional[Task] = None
