@@ -29,7 +29,8 @@ from common import compare, environment, write  # noqa: E402
 from infaug import ops as fused, reference  # noqa: E402
 from infaug.models import AllConvNet, Encoder, Generator  # noqa: E402
 from infaug.train.classifier import influence_engine  # noqa: E402
-from infaug.train.encoder import encoder_loss, frozen  # noqa: E402
+from infaug.train.encoder import encoder_loss  # noqa: E402
+from infaug.train.modes import frozen  # noqa: E402
 
 
 def setup(device, seed=0):

@@ -10,7 +10,8 @@ from infaug.models import AllConvNet, Encoder, Generator
 from infaug.train.classifier import ClassifierTrainer, evaluate, influence_engine
 from infaug.ground_truth import train_logistic, validation_loss
 from infaug.train.classifier import features
-from infaug.train.encoder import choose_shrink, encoder_loss, frozen, tau_penalty, train_encoder
+from infaug.train.encoder import choose_shrink, encoder_loss, tau_penalty, train_encoder
+from infaug.train.modes import frozen
 from infaug.train.gan import gradient_penalty, pretrain_generator
 from infaug.train.loop import round_epochs
 from infaug.train.round_judge import choose_shrink_by_round

@@ -43,7 +43,7 @@ from infaug.train.network_influence import NetworkInfluence
 from infaug.train.progress import progress
 from infaug.train.unrolled import UnrolledObjective
 
-__all__ = ["choose_shrink", "encoder_loss", "frozen", "i_aug", "mean_scaler", "tau_penalty", "train_encoder"]
+__all__ = ["choose_shrink", "encoder_loss", "i_aug", "mean_scaler", "tau_penalty", "train_encoder"]
 
 
 def _tau_excess(tau: Tensor) -> Tensor:

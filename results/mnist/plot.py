@@ -12,10 +12,11 @@ methods, and a method entirely below it is written out in words at the panel's l
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from matplotlib.figure import Figure
+
+from infaug.report import _save_figure
 
 # table -> (title, the paper's proposed, the aim)
 PANELS = {"1pct-v5": ("1% of the labels (committed preset)", 96.7, 98.0),
@@ -76,12 +77,8 @@ def draw(gathered: dict) -> Figure:
 
 def main() -> None:
     root = Path(__file__).resolve().parent
-    sys.path.insert(0, str(root.parents[1]))  # infaug, for atomic_write, when run from anywhere
-    from infaug.atomic import atomic_write
-
     figure = draw(json.loads((root.parent / "mnist.json").read_text()))
-    path = atomic_write(root / "accuracy.png", lambda temporary: figure.savefig(temporary, format="png", dpi=100))
-    print(f"wrote {path}")
+    print(f"wrote {_save_figure(figure, root / 'accuracy.png')}")
 
 
 if __name__ == "__main__":
