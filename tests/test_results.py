@@ -70,17 +70,46 @@ def test_the_readme_tables_show_the_gathered_figures(gathered):
                 assert t.group(1) == f"{s['proposed_minus_this_t']:.2f}", (setting, method)
 
 
-def test_the_readme_glance_table_shows_the_gathered_means(gathered):
+def glance_rows() -> list[list[str]]:
+    """The cells of the README's at-a-glance table (between the mnist-glance markers)."""
     text = (ROOT / "README.md").read_text()
     block = text.split("<!-- mnist-glance -->")[1].split("<!-- /mnist-glance -->")[0]
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in block.strip().splitlines()[2:]]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in block.strip().splitlines()[2:]]
+
+
+def glance_setting(first_cell: str) -> tuple[str, int]:
+    setting, seeds = re.fullmatch(r".*\(`([\w-]+)`, (\d+)\)", first_cell).groups()
+    return setting, int(seeds)
+
+
+def test_the_readme_glance_table_shows_the_gathered_means(gathered):
+    rows = glance_rows()
     assert len(rows) == 2
     for first, *cells, _paper in rows:
-        setting, seeds = re.fullmatch(r".*\(`([\w-]+)`, (\d+)\)", first).groups()
+        setting, seeds = glance_setting(first)
         summary = gathered[setting]["summary"]
         assert list(summary) == ["none", "heuristic", "random_g", "proposed", "trivialaugment", "randaugment"]
         for cell, s in zip(cells, summary.values(), strict=True):
-            assert cell.strip("*") == f"{s['test_accuracy_mean']:.2f} ± {s['test_accuracy_sd']:.2f}" and s["seeds"] == int(seeds), (setting, cell)
+            assert cell.strip("*") == f"{s['test_accuracy_mean']:.2f} ± {s['test_accuracy_sd']:.2f}" and s["seeds"] == seeds, (setting, cell)
+
+
+def test_the_glance_tables_ran_the_committed_presets():
+    """Each glance row's own runs (its setting's folder; gather.py checks the methods it takes from a
+    base folder against them) have the configuration of the preset the README calls committed, but
+    for the seeds, methods and paths; a key added to infaug after a run counts as its default."""
+    from infaug.config import Config, flat, load_preset
+
+    defaults = flat(Config().to_dict())
+    free = {"run.seeds", "run.methods", "run.device", "data.data_dir", "preset"}
+    for first, *_ in glance_rows():
+        setting, _seeds = glance_setting(first)
+        preset = flat(load_preset("mnist-" + setting.split("-")[0]).to_dict())
+        paths = sorted((RESULTS / "mnist" / setting).glob("seed*/metrics.json"))
+        assert paths, setting
+        for path in paths:
+            ran = flat(json.loads(path.read_text())["config"])
+            differ = {k for k in preset.keys() | ran.keys() if preset.get(k, defaults.get(k)) != ran.get(k, defaults.get(k))} - free
+            assert not differ, (str(path.relative_to(ROOT)), {k: (preset.get(k), ran.get(k)) for k in sorted(differ)})
 
 
 def write_seed(root: Path, folder: str, seed: int, methods: dict, **config):
