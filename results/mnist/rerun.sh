@@ -45,6 +45,11 @@
 #   folders as variant 10pct-w64 of base 10pct-w64b)
 #   OMP_NUM_THREADS=1 SETTING=10pct VERSION=w64 SEEDS="0 1 2 3 4" METHODS=proposed,none,heuristic SET=classifier.width=64 bash results/mnist/rerun.sh
 #   OMP_NUM_THREADS=1 SETTING=10pct VERSION=w64b SEEDS="0 1 2 3 4" METHODS=random_g,trivialaugment,randaugment SET=classifier.width=64 bash results/mnist/rerun.sh
+#   1%: the capacity trial (tune.py --setting 1pct --capacity) moved F's width from 32 to 64 too: test
+#   seeds 0 to 8 for every method (decided before any ran: all nine seeds, all six methods, reported
+#   whatever they give), two processes side by side, seeds 0 to 4 and 5 to 8 (table 1pct-w64)
+#   OMP_NUM_THREADS=1 SETTING=1pct VERSION=w64 SEEDS="0 1 2 3 4" METHODS=none,heuristic,random_g,proposed,trivialaugment,randaugment SET=classifier.width=64 bash results/mnist/rerun.sh
+#   OMP_NUM_THREADS=1 SETTING=1pct VERSION=w64 SEEDS="5 6 7 8" METHODS=none,heuristic,random_g,proposed,trivialaugment,randaugment SET=classifier.width=64 bash results/mnist/rerun.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export INFAUG_PROGRESS=0
