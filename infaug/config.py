@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 from infaug.augmentations import AffineRanges
 
-__all__ = ["METHODS", "Config", "flat", "load_config", "load_preset", "preset_names"]
+__all__ = ["METHODS", "Config", "differing_keys", "flat", "load_config", "load_preset", "preset_names"]
 
 METHODS = ("none", "heuristic", "random_g", "proposed", "trivialaugment", "randaugment")
 PRESETS = Path(__file__).resolve().parent / "presets"
@@ -134,6 +134,12 @@ class LoopConfig:
     rounds: int = 3
     warmup: float = 0.5
     last_layer_check: bool = True  # proposed: retrain F's last layer on the augmentations (infaug.diagnose)
+    # A control for the selection that proposed's round judge makes (encoder.shrink_judge = "round"
+    # chooses the best of len(encoder.shrink) rounds of F by the validation loss): with K > 1, every
+    # method that augments trains each round K times from the same F, with K draws of its
+    # augmentations (the first the run's own), and goes on from the one with the lowest validation
+    # loss (infaug.train.round_judge.choose_draw_by_round). Costs K - 1 more rounds of F per round.
+    round_candidates: int = 1
 
 
 @dataclass(frozen=True)
@@ -212,6 +218,14 @@ def flat(values: Mapping[str, Any], prefix: str = "") -> dict:
         else:
             out[f"{prefix}{key}"] = value
     return out
+
+
+def differing_keys(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> set[str]:
+    """The dotted keys on which two configurations (``Config.to_dict()``s, or runs' config.json)
+    differ; a key that one of them lacks (added to infaug after that run) counts as its default."""
+    defaults = flat(Config().to_dict())
+    ours, theirs = flat(ours), flat(theirs)
+    return {k for k in ours.keys() | theirs.keys() if ours.get(k, defaults.get(k)) != theirs.get(k, defaults.get(k))}
 
 
 def _toml_value(value) -> str:
@@ -327,6 +341,11 @@ def _validate(c: Config) -> None:
     _check(len(set(c.run.seeds)) == len(c.run.seeds), "run.seeds", "a list without repeats", list(c.run.seeds))
     _check(c.loop.rounds >= 1, "loop.rounds", ">= 1", c.loop.rounds)
     _check(0 <= c.loop.warmup < 1, "loop.warmup", "in [0, 1)", c.loop.warmup)
+    _check(c.loop.round_candidates >= 1, "loop.round_candidates", ">= 1", c.loop.round_candidates)
+    judged = "proposed" in c.run.methods and e.shrink_judge == "round" and len(e.shrink) > 1
+    _check(c.loop.round_candidates == 1 or not judged, "loop.round_candidates",
+           "1 when proposed's rounds are judged by encoder.shrink_judge = 'round' (it chooses among "
+           f"{len(e.shrink)} rounds already; run proposed separately, or the control without it)", c.loop.round_candidates)
     unknown = [m for m in c.run.methods if m not in METHODS]
     _check(not unknown and len(c.run.methods) > 0, "run.methods", f"a non-empty list from {', '.join(METHODS)}", list(c.run.methods))
     _check(len(c.run.seeds) > 0, "run.seeds", "a non-empty list of integers", list(c.run.seeds))

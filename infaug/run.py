@@ -27,7 +27,7 @@ import torch
 from infaug import distributed, report
 from infaug.atomic import atomic_write
 from infaug.augmenter import Augmenter
-from infaug.config import Config, flat
+from infaug.config import Config, differing_keys, flat
 from infaug.models import Generator
 from infaug.train.checkpoint import Checkpoints, NonFiniteError
 from infaug.train.gan import pretrain_from_config
@@ -195,10 +195,10 @@ def _check_resume(config: Config, out: Path, resume: bool) -> None:
         return
     if not (out / "config.json").exists():
         raise RunError(f"--resume: {out / 'config.json'} not found, so {out} holds no run to continue")
-    saved = flat(json.loads((out / "config.json").read_text()))
-    wanted = flat(config.to_dict())
-    differ = [k for k in sorted(set(saved) | set(wanted)) if saved.get(k) != wanted.get(k) and k not in _MAY_CHANGE_ON_RESUME]
+    ran = json.loads((out / "config.json").read_text())
+    differ = sorted(differing_keys(ran, config.to_dict()) - set(_MAY_CHANGE_ON_RESUME))  # a key added since: its default
     if differ:
+        saved, wanted = flat(ran), flat(config.to_dict())
         details = "; ".join(f"{k}: run has {saved.get(k)!r}, given {wanted.get(k)!r}" for k in differ[:5])
         raise RunError(f"--resume: the configuration differs from that of the run in {out} ({details}); "
                        "resume without changing those keys, or start a new run in another --out")

@@ -51,6 +51,9 @@ def test_overrides_parse_strings_from_the_command_line():
         ({"encoder.unroll_lr": -1.0}, ValueError, "encoder.unroll_lr must be a finite number > 0, got -1.0"),
         ({"encoder.network_iterations": 0}, ValueError, "encoder.network_iterations must be >= 1, got 0"),
         ({"encoder.network_damping": 0.0}, ValueError, "encoder.network_damping must be a finite number > 0, got 0.0"),
+        ({"loop.round_candidates": 0}, ValueError, "loop.round_candidates must be >= 1, got 0"),
+        ({"loop.round_candidates": 4, "encoder.shrink": "0,1", "encoder.shrink_judge": "round"}, ValueError,
+         "loop.round_candidates must be 1 when proposed's rounds are judged by encoder.shrink_judge = 'round'"),
     ],
 )
 def test_bad_values_name_the_key(overrides, error, message):

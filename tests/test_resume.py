@@ -103,6 +103,18 @@ def test_a_folder_with_an_unfinished_run_is_not_overwritten(tmp_path):
     assert changed.returncode != 0 and "classifier.lr: run has 0.002, given 0.1" in changed.stderr
 
 
+def test_resume_counts_a_key_added_since_the_run_as_its_default(tmp_path):
+    from infaug.run import _check_resume
+
+    config = small_config()
+    ran = config.to_dict()
+    del ran["loop"]["round_candidates"]  # a run made before the key existed
+    (tmp_path / "config.json").write_text(json.dumps(ran))
+    _check_resume(config, tmp_path, resume=True)  # the default: the same run
+    with pytest.raises(RunError, match=r"loop.round_candidates: run has None, given 2"):
+        _check_resume(config.replace({"loop.round_candidates": 2}), tmp_path, resume=True)
+
+
 def small_config():
     return load_preset("default").replace(SMALL)
 

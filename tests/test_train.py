@@ -14,7 +14,7 @@ from infaug.train.encoder import choose_shrink, encoder_loss, tau_penalty, train
 from infaug.train.modes import frozen
 from infaug.train.gan import gradient_penalty, pretrain_generator
 from infaug.train.loop import round_epochs
-from infaug.train.round_judge import choose_shrink_by_round
+from infaug.train.round_judge import choose_draw_by_round, choose_shrink_by_round
 
 
 class LinearCritic(nn.Module):
@@ -219,6 +219,30 @@ def test_choose_shrink_by_round_restores_the_optimiser_between_candidates():
     assert losses[0] == losses[1]
     with pytest.raises(ValueError, match="factors: expected at least one factor"):
         choose_shrink_by_round(encoder, trainer, validation, (), train_round, generators)
+
+
+def test_choose_draw_by_round_measures_each_draw_from_the_same_state_and_goes_on_from_the_best():
+    model, _, trainer, validation, train_round, generators = _round_problem()
+    start = _weights(model)
+    best, losses, finish = choose_draw_by_round(trainer, validation, generators["noise"], [None, 11, 12], train_round, generators)
+    assert len(set(losses)) == 3 and best == losses.index(min(losses))
+    assert all(torch.equal(p, q) for p, q in zip(_weights(model), start)) and trainer.epochs_done == 0
+    finish()
+    after = _weights(model)
+    assert trainer.epochs_done == 2 and evaluate(model, *validation)[0] == min(losses)
+    # Each candidate by hand: candidate 0 is the round with the generators as they were, k the noise reseeded.
+    for s, loss in zip([None, 11, 12], losses):
+        model, _, trainer, validation, train_round, generators = _round_problem()
+        if s is not None:
+            generators["noise"].manual_seed(s)
+        train_round()
+        assert evaluate(model, *validation)[0] == loss
+        if loss == min(losses):
+            assert all(torch.equal(p, q) for p, q in zip(_weights(model), after))
+    with pytest.raises(ValueError, match="draws: expected one of the generators"):
+        choose_draw_by_round(trainer, validation, torch.Generator(), [None, 1], train_round, generators)
+    with pytest.raises(ValueError, match="setups: expected at least one candidate"):
+        choose_draw_by_round(trainer, validation, generators["noise"], [], train_round, generators)
 
 
 def test_tau_penalty_is_zero_inside_the_typical_radius():

@@ -10,7 +10,9 @@
             encoder.shrink_judge = "round" the one after whose round of F's training (tried for
             each factor) F's validation loss is lowest; with encoder.judge_horizon = "end", lowest
             after F's training on to the end of its schedule)
-        train F further on originals plus augmentations
+        train F further on originals plus augmentations (with loop.round_candidates = K > 1, a
+            control for the round judge's selection: K times, with K draws of the augmentations,
+            and on from the one with the lowest validation loss)
     evaluate F on the validation and the test split, once
 
 Every method runs this same code with the same seed, splits, F initialisation, epochs, batches and
@@ -35,7 +37,7 @@ from infaug.train.checkpoint import Checkpoints, Phase, rng_states, set_rng_stat
 from infaug.train.classifier import Augment, ClassifierTrainer, evaluate, influence_engine
 from infaug.train.encoder import choose_shrink, i_aug, train_encoder
 from infaug.train.network_influence import NetworkInfluence
-from infaug.train.round_judge import choose_shrink_by_round
+from infaug.train.round_judge import choose_draw_by_round, choose_shrink_by_round
 from infaug.train.seeds import derive
 from infaug.train.seeds import rng as seeded
 from infaug.train.task import Task
@@ -219,6 +221,16 @@ def run_method(
                         check_seconds += time.perf_counter() - check_start  # a diagnostic, not part of the method's time
                 if finish_round is not None:  # F as the chosen candidate's round left it: that round is trained
                     finish_round()
+            judged = encoder is not None and e.shrink_judge == "round" and len(e.shrink) > 1
+            if augment is not None and config.loop.round_candidates > 1 and not judged:
+                # The control for the round judge's selection: the round trained with K draws of the
+                # augmentations (the first the run's own), F goes on from the lowest validation loss.
+                seeds = [None] + [_candidate_seed(seed, number, k) for k in range(1, config.loop.round_candidates)]
+                record["candidate"], record["candidate_val_loss"], finish_draw = choose_draw_by_round(
+                    trainer, task.validation, local, seeds,
+                    train_round=lambda: train_f(number, f"seed {seed} {method} F round {number} candidate"),
+                    generators={"batches": batches, "rng": rng, "local": local})
+                finish_draw()
             rounds.append(record)
             save(state, note=f"round {number} measured" + (" and E trained" if encoder is not None else ""))
         # F: train on originals plus the augmentations, up to the end of this part of the schedule.
@@ -233,6 +245,14 @@ def run_method(
         method, seed, test_loss, test_accuracy, val_loss, val_accuracy, checkpoint.elapsed() - check_seconds, model, augment,
         encoder, generator if method in ("random_g", "proposed") else None, rounds, encoder_history, holdout, check,
     )
+
+
+def _candidate_seed(seed: int, number: int, k: int) -> int:
+    """The seed of candidate k's augmentations in round ``number`` (loop.round_candidates), this rank's."""
+    part = f"augmentations round {number} candidate {k}"
+    if distributed.is_distributed():
+        part += f"/rank {distributed.rank()} of {distributed.world_size()}"
+    return derive(seed, part)
 
 
 DRAWS = 8  # augmentations per held-out sample when I_aug is measured: its mean over one draw is noisy

@@ -1,5 +1,11 @@
-"""E's step judged over a whole round of F's training (``encoder.shrink = [...]`` with
-``encoder.shrink_judge = "round"``): :func:`choose_shrink_by_round`.
+"""A round of F's training chosen among candidates by the validation loss: :func:`choose_round`.
+
+Its use in the method is E's step judged over a whole round of F's training (``encoder.shrink =
+[...]`` with ``encoder.shrink_judge = "round"``): :func:`choose_shrink_by_round`. Its use as a
+control is :func:`choose_draw_by_round` (``loop.round_candidates``): the same selection for any
+method, the candidates differing only in the augmentations' random draws, which measures how much
+of what the judge gains is the choice of the best of several rounds by the validation split
+rather than E's step.
 
 The influence function predicts the effect of an augmentation at F's current weights; E, trained
 to minimise that prediction, can move to where it no longer holds, and the exact retrained last
@@ -52,7 +58,55 @@ from infaug.train.checkpoint import rng_states, set_rng_states
 from infaug.train.classifier import ClassifierTrainer, evaluate
 from infaug.train.encoder import mean_scaler
 
-__all__ = ["choose_shrink_by_round"]
+__all__ = ["choose_draw_by_round", "choose_round", "choose_shrink_by_round"]
+
+
+def choose_round(
+    trainer: ClassifierTrainer,
+    validation: tuple,
+    setups: Sequence[Callable[[], None]],
+    train_round: Callable[[], object],
+    generators: dict[str, torch.Generator],
+    train_rest: Optional[Callable[[], object]] = None,
+) -> tuple[int, list[float], Callable[[], None]]:
+    """Returns (the index of the chosen candidate, the validation loss after each candidate's
+    round, ``finish``).
+
+    For each candidate, from the same F (weights, optimiser, schedule) and the same states of
+    ``generators`` (name -> generator: every generator ``train_round`` draws from besides torch's
+    global one), ``setups[k]()`` prepares candidate k and ``train_round()`` trains F through the
+    round; the lowest validation loss wins (the first of equal ones). On return F and the
+    generators are as they were on entry, so that what is measured at the round's start can still
+    be measured; ``finish()`` moves them to the end of the chosen candidate's round. What a setup
+    changes outside F and the generators (E's mean) is the caller's to set to the chosen one.
+    ``train_rest()``, if given, trains F on from the end of the round to the end of its schedule
+    before each candidate is measured (the losses are then those at the end).
+    """
+    if not setups:
+        raise ValueError("setups: expected at least one candidate, got none")
+    start = copy.deepcopy(trainer.state_dict())
+    start_rng = rng_states(**generators)
+    losses, best, best_end = [], None, None
+    for setup in setups:
+        setup()
+        train_round()
+        end_of_round = (copy.deepcopy(trainer.state_dict()), rng_states(**generators))
+        if train_rest is not None:
+            train_rest()
+        losses.append(evaluate(trainer.model, *validation)[0])
+        if best is None or losses[-1] < losses[best]:
+            best, best_end = len(losses) - 1, end_of_round
+        trainer.load_state_dict(copy.deepcopy(start))
+        set_rng_states(start_rng, **generators)
+    chosen = distributed.all_gather_objects(best)[0]  # rank 0's choice on every rank
+    if chosen != best:  # ranks disagree (not expected: F and the validation split are the same on every rank)
+        raise RuntimeError(f"a round chosen by the validation loss: rank 0 chose candidate {chosen}, this rank {best}")
+
+    def finish() -> None:
+        trainer.load_state_dict(best_end[0])
+        set_rng_states(best_end[1], **generators)
+
+    return best, losses, finish
 
 
 def choose_shrink_by_round(
@@ -64,41 +118,34 @@ def choose_shrink_by_round(
     generators: dict[str, torch.Generator],
     train_rest: Optional[Callable[[], object]] = None,
 ) -> tuple[float, list[float], Callable[[], None]]:
-    """Returns (the chosen factor, the validation loss after each candidate's round, ``finish``).
-
-    ``train_round()`` trains ``trainer``'s F through the round with the augmentation of E as it is
-    when called; ``generators`` (name -> generator) are every generator it draws from besides
-    torch's global one. On return E's mean is scaled by the chosen factor and F and the generators
-    are as they were on entry, so that what is measured at the round's start can still be
-    measured; ``finish()`` then moves F and the generators to the end of the chosen candidate's
-    round. ``train_rest()``, if given, trains F on from the end of the round to the end of its
-    schedule before each candidate is measured (the losses are then those at the end).
+    """Returns (the chosen factor, the validation loss after each candidate's round, ``finish``):
+    :func:`choose_round` with candidate a = E's mean scaled by a. On return E's mean is scaled by
+    the chosen factor, and F and the generators are as :func:`choose_round` leaves them.
     """
     factors = [float(a) for a in factors]
     if not factors:
         raise ValueError("factors: expected at least one factor, got none")
     scale = mean_scaler(encoder)
-    start = copy.deepcopy(trainer.state_dict())
-    start_rng = rng_states(**generators)
-    losses, best, best_end = [], None, None
-    for a in factors:
-        scale(a)
-        train_round()
-        end_of_round = (copy.deepcopy(trainer.state_dict()), rng_states(**generators))
-        if train_rest is not None:
-            train_rest()
-        losses.append(evaluate(trainer.model, *validation)[0])
-        if best is None or losses[-1] < losses[best]:
-            best, best_end = len(losses) - 1, end_of_round
-        trainer.load_state_dict(copy.deepcopy(start))
-        set_rng_states(start_rng, **generators)
-    chosen = distributed.all_gather_objects(factors[best])[0]  # rank 0's choice on every rank
-    if chosen != factors[best]:  # ranks disagree (not expected: F and the validation split are the same on every rank)
-        raise RuntimeError(f"encoder.shrink_judge = 'round': rank 0 chose {chosen}, this rank {factors[best]}")
-    scale(chosen)
+    best, losses, finish = choose_round(trainer, validation, [lambda a=a: scale(a) for a in factors], train_round,
+                                        generators, train_rest)
+    scale(factors[best])
+    return factors[best], losses, finish
 
-    def finish() -> None:
-        trainer.load_state_dict(best_end[0])
-        set_rng_states(best_end[1], **generators)
 
-    return chosen, losses, finish
+def choose_draw_by_round(
+    trainer: ClassifierTrainer,
+    validation: tuple,
+    draws: torch.Generator,
+    seeds: Sequence[Optional[int]],
+    train_round: Callable[[], object],
+    generators: dict[str, torch.Generator],
+) -> tuple[int, list[float], Callable[[], None]]:
+    """Returns (the index of the chosen candidate, the validation loss after each candidate's
+    round, ``finish``): :func:`choose_round` with candidate k drawing the round's augmentations
+    from ``draws`` seeded with ``seeds[k]`` (None: from ``draws`` as it is, the run's own stream).
+    ``draws`` must be one of ``generators``.
+    """
+    if not any(g is draws for g in generators.values()):
+        raise ValueError("draws: expected one of the generators, so that every candidate starts from the same state")
+    return choose_round(trainer, validation, [lambda s=s: None if s is None else draws.manual_seed(s) for s in seeds],
+                        train_round, generators)

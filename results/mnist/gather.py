@@ -37,23 +37,13 @@ def finished_seeds(folder: Path) -> dict:
     return seeds
 
 
-def config_differences(ours: dict, theirs: dict) -> set[str]:
-    """The "section.key" names on which two run configurations differ; a key that one of them lacks
-    (added to infaug after that run) counts as its default value."""
-    from infaug.config import Config, flat
-
-    defaults = flat(Config().to_dict())
-    ours, theirs = flat(ours), flat(theirs)
-    return {k for k in ours.keys() | theirs.keys() if ours.get(k, defaults.get(k)) != theirs.get(k, defaults.get(k))}
-
-
 def merged(variant: dict, base: dict, changed: set, left_out: set = frozenset()) -> dict:
     """The variant's seed with the methods it did not run taken from the base's seed, but for
     ``left_out`` (methods a changed key affects that the variant has not rerun yet). A key that one
     configuration lacks (added to infaug after that run) counts as its default value."""
-    from infaug.config import METHODS
+    from infaug.config import METHODS, differing_keys
 
-    differ = config_differences(variant["config"], base["config"]) - changed - MAY_DIFFER - {"preset"}
+    differ = differing_keys(variant["config"], base["config"]) - changed - MAY_DIFFER - {"preset"}
     if differ:
         raise SystemExit(f"gather: a variant's configuration differs from its base's in {sorted(differ)}")
     out = dict(variant)
