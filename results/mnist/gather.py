@@ -22,7 +22,10 @@ VARIANTS = {"1pct-v2": ("1pct", {"kornia.trivialaugment_scale"}), "1pct-v3": ("1
             "1pct-v5": ("1pct-e200", {"encoder.shrink", "encoder.shrink_judge"}),
             # 10% at F's width 64, every method on the same seeds, run in two folders side by side
             # (one process each): proposed, none and heuristic here, the other three in the base
-            "10pct-w64": ("10pct-w64b", set())}
+            "10pct-w64": ("10pct-w64b", set()),
+            # the control for the round judge's selection at 1% (width 32): the heuristic and random_g
+            # with each round chosen among four draws by the validation loss; the rest from 1pct-v5
+            "1pct-ctrl": ("1pct-v5", {"loop.round_candidates"})}
 MAY_DIFFER = {"run.methods", "data.data_dir"}
 
 
