@@ -139,6 +139,9 @@ class LoopConfig:
     # method that augments trains each round K times from the same F, with K draws of its
     # augmentations (the first the run's own), and goes on from the one with the lowest validation
     # loss (infaug.train.round_judge.choose_draw_by_round). Costs K - 1 more rounds of F per round.
+    # In one process the augmentations share their generator with E's batches, so for proposed
+    # (with encoder.shrink_judge = "last_layer") the chosen draw also moves E's later batches;
+    # under torchrun each rank's augmentations have their own generator and E's batches do not move.
     round_candidates: int = 1
 
 

@@ -198,8 +198,9 @@ def _check_resume(config: Config, out: Path, resume: bool) -> None:
     ran = json.loads((out / "config.json").read_text())
     differ = sorted(differing_keys(ran, config.to_dict()) - set(_MAY_CHANGE_ON_RESUME))  # a key added since: its default
     if differ:
-        saved, wanted = flat(ran), flat(config.to_dict())
-        details = "; ".join(f"{k}: run has {saved.get(k)!r}, given {wanted.get(k)!r}" for k in differ[:5])
+        saved, wanted, defaults = flat(ran), flat(config.to_dict()), flat(Config().to_dict())
+        had = {k: repr(saved[k]) if k in saved else f"no value (the default {defaults.get(k)!r})" for k in differ}
+        details = "; ".join(f"{k}: run has {had[k]}, given {wanted.get(k)!r}" for k in differ[:5])
         raise RunError(f"--resume: the configuration differs from that of the run in {out} ({details}); "
                        "resume without changing those keys, or start a new run in another --out")
 

@@ -111,7 +111,7 @@ def test_resume_counts_a_key_added_since_the_run_as_its_default(tmp_path):
     del ran["loop"]["round_candidates"]  # a run made before the key existed
     (tmp_path / "config.json").write_text(json.dumps(ran))
     _check_resume(config, tmp_path, resume=True)  # the default: the same run
-    with pytest.raises(RunError, match=r"loop.round_candidates: run has None, given 2"):
+    with pytest.raises(RunError, match=r"loop.round_candidates: run has no value \(the default 1\), given 2"):
         _check_resume(config.replace({"loop.round_candidates": 2}), tmp_path, resume=True)
 
 

@@ -96,15 +96,13 @@ def test_round_candidates_control_goes_on_from_the_best_draw(tmp_path):
         losses = record["candidate_val_loss"]
         assert len(losses) == 3 and len(set(losses)) == 3  # the draws differ, and so does F
         assert record["candidate"] == losses.index(min(losses))
-    # candidate 0 of round 1 is the plain run's round 1 (the same F, draws and batches)
-    assert first["candidate_val_loss"][0] == pytest.approx(plain["rounds"]["heuristic"][0][1]["val_loss"], rel=1e-6)
+    # candidate 0 of round 1 is the plain run's round 1 (the same F, draws and batches), bit for bit
+    assert first["candidate_val_loss"][0] == plain["rounds"]["heuristic"][0][1]["val_loss"]
     # F goes on from the chosen candidate: the next round starts, and the run ends, at its loss
-    assert second["val_loss"] == pytest.approx(min(first["candidate_val_loss"]), rel=1e-6)
-    assert control["methods"]["heuristic"]["val_loss"][0] == pytest.approx(min(second["candidate_val_loss"]), rel=1e-6)
-    # none has no draws to choose among: its run is the plain one, bit for bit
+    assert second["val_loss"] == min(first["candidate_val_loss"])
+    assert control["methods"]["heuristic"]["val_loss"][0] == min(second["candidate_val_loss"])
+    # none draws nothing, so it has nothing to choose among; without the control nothing is chosen
     assert all("candidate" not in r for r in control["rounds"]["none"][0])
-    for key in ("test_accuracy", "test_loss", "val_loss"):
-        assert control["methods"]["none"][key] == plain["methods"]["none"][key], key
     assert all("candidate" not in r for r in plain["rounds"]["heuristic"][0])
 
 

@@ -223,25 +223,29 @@ def test_choose_shrink_by_round_restores_the_optimiser_between_candidates():
 
 def test_choose_draw_by_round_measures_each_draw_from_the_same_state_and_goes_on_from_the_best():
     model, _, trainer, validation, train_round, generators = _round_problem()
-    start = _weights(model)
-    best, losses, finish = choose_draw_by_round(trainer, validation, generators["noise"], [None, 11, 12], train_round, generators)
+    start, draws = _weights(model), {k: g.get_state() for k, g in generators.items()}
+    seeds = [11, None, 12]  # the run's own draws second: each candidate must start from the entry state
+    best, losses, finish = choose_draw_by_round(trainer, validation, generators["noise"], seeds, train_round, generators)
     assert len(set(losses)) == 3 and best == losses.index(min(losses))
+    # F and the generators, the reseeded one included, are back at the round's start until finish()
     assert all(torch.equal(p, q) for p, q in zip(_weights(model), start)) and trainer.epochs_done == 0
+    assert all(torch.equal(generators[k].get_state(), v) for k, v in draws.items())
     finish()
-    after = _weights(model)
+    after, after_draws = _weights(model), {k: g.get_state() for k, g in generators.items()}
     assert trainer.epochs_done == 2 and evaluate(model, *validation)[0] == min(losses)
-    # Each candidate by hand: candidate 0 is the round with the generators as they were, k the noise reseeded.
-    for s, loss in zip([None, 11, 12], losses):
+    # Each candidate by hand: None is the round with the generators as they were, a seed reseeds the noise.
+    for s, loss in zip(seeds, losses):
         model, _, trainer, validation, train_round, generators = _round_problem()
         if s is not None:
             generators["noise"].manual_seed(s)
         train_round()
         assert evaluate(model, *validation)[0] == loss
-        if loss == min(losses):
+        if loss == min(losses):  # F and the generators go on from exactly this candidate
             assert all(torch.equal(p, q) for p, q in zip(_weights(model), after))
+            assert all(torch.equal(generators[k].get_state(), v) for k, v in after_draws.items())
     with pytest.raises(ValueError, match="draws: expected one of the generators"):
         choose_draw_by_round(trainer, validation, torch.Generator(), [None, 1], train_round, generators)
-    with pytest.raises(ValueError, match="setups: expected at least one candidate"):
+    with pytest.raises(ValueError, match="seeds: expected at least one candidate"):
         choose_draw_by_round(trainer, validation, generators["noise"], [], train_round, generators)
 
 

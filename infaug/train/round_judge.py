@@ -86,25 +86,24 @@ def choose_round(
         raise ValueError("setups: expected at least one candidate, got none")
     start = copy.deepcopy(trainer.state_dict())
     start_rng = rng_states(**generators)
-    losses, best, best_end = [], None, None
+    losses, ends = [], []
     for setup in setups:
         setup()
         train_round()
-        end_of_round = (copy.deepcopy(trainer.state_dict()), rng_states(**generators))
+        ends.append((copy.deepcopy(trainer.state_dict()), rng_states(**generators)))
         if train_rest is not None:
             train_rest()
         losses.append(evaluate(trainer.model, *validation)[0])
-        if best is None or losses[-1] < losses[best]:
-            best, best_end = len(losses) - 1, end_of_round
         trainer.load_state_dict(copy.deepcopy(start))
         set_rng_states(start_rng, **generators)
-    chosen = distributed.all_gather_objects(best)[0]  # rank 0's choice on every rank
-    if chosen != best:  # ranks disagree (not expected: F and the validation split are the same on every rank)
-        raise RuntimeError(f"a round chosen by the validation loss: rank 0 chose candidate {chosen}, this rank {best}")
+    # Every rank chooses by rank 0's losses (the same up to the reduction order of each rank's
+    # evaluation), so that a near tie cannot split the ranks.
+    losses = distributed.all_gather_objects(losses)[0]
+    best = losses.index(min(losses))
 
     def finish() -> None:
-        trainer.load_state_dict(best_end[0])
-        set_rng_states(best_end[1], **generators)
+        trainer.load_state_dict(ends[best][0])
+        set_rng_states(ends[best][1], **generators)
 
     return best, losses, finish
 
@@ -147,5 +146,7 @@ def choose_draw_by_round(
     """
     if not any(g is draws for g in generators.values()):
         raise ValueError("draws: expected one of the generators, so that every candidate starts from the same state")
+    if not seeds:
+        raise ValueError("seeds: expected at least one candidate (None for the run's own draws), got none")
     return choose_round(trainer, validation, [lambda s=s: None if s is None else draws.manual_seed(s) for s in seeds],
                         train_round, generators)
