@@ -182,6 +182,7 @@ def run_method(
             record = {"round": number, "val_loss": evaluate(model, *task.validation)[0]}
             if augment is not None:
                 record["holdout_i_aug"] = _mean_i_aug(model, engine, holdout_x, holdout_y, augment, measure)
+            finish_round = None  # set when E's step is judged by rounds of F's training
             if encoder is not None:
                 # E: minimise the mean I_aug of its augmentations over the samples it trains on (F, G fixed).
                 rows = task.encoder_rows
@@ -198,7 +199,6 @@ def run_method(
                                   batch_size=e.batch_size, lr=e.lr, penalty=e.tau_penalty, rng=rng, kl=e.kl, clip=e.clip,
                                   label=f"seed {seed} {method} E round {number}", noise_rng=local)
                 )
-                finish_round = None
                 if e.shrink_judge == "round" and len(e.shrink) > 1:  # each factor judged by F's round on it
                     record["shrink"], record["shrink_val_loss"], finish_round = choose_shrink_by_round(
                         encoder, trainer, task.validation, e.shrink,
@@ -221,8 +221,7 @@ def run_method(
                         check_seconds += time.perf_counter() - check_start  # a diagnostic, not part of the method's time
                 if finish_round is not None:  # F as the chosen candidate's round left it: that round is trained
                     finish_round()
-            judged = encoder is not None and e.shrink_judge == "round" and len(e.shrink) > 1
-            if augment is not None and config.loop.round_candidates > 1 and not judged:
+            if augment is not None and config.loop.round_candidates > 1 and finish_round is None:
                 # The control for the round judge's selection: the round trained with K draws of the
                 # augmentations (the first the run's own), F goes on from the lowest validation loss.
                 seeds = [None] + [_candidate_seed(seed, number, k) for k in range(1, config.loop.round_candidates)]
