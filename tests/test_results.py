@@ -147,6 +147,24 @@ def test_a_seed_added_later_passes_through_a_variant_that_did_not_run_it(tmp_pat
         module.resolved(tmp_path, "v2")
 
 
+def test_a_seed_split_across_three_folders_is_merged_and_a_whole_one_stands_alone(tmp_path):
+    module = load_script("mnist_gather_split")
+    module.VARIANTS = {"a": ("b", set()), "b": ("c", set())}
+    write_seed(tmp_path, "a", 0, {"none": 0.5, "heuristic": 0.9, "proposed": 0.8, "randaugment": 0.7})  # every method
+    write_seed(tmp_path, "a", 2, {"none": 0.4, "heuristic": 0.91})
+    write_seed(tmp_path, "b", 2, {"proposed": 0.92})
+    write_seed(tmp_path, "c", 2, {"randaugment": 0.6})
+    write_seed(tmp_path, "a", 3, {"none": 0.3, "heuristic": 0.93})  # its proposed has not run yet
+    write_seed(tmp_path, "c", 3, {"randaugment": 0.65})
+    a = module.resolved(tmp_path, "a")
+    accuracy = {seed: {m: r["test_accuracy"][0] for m, r in s["methods"].items()} for seed, s in a.items()}
+    assert accuracy["seed0"] == {"none": 0.5, "heuristic": 0.9, "proposed": 0.8, "randaugment": 0.7}
+    assert accuracy["seed2"] == {"none": 0.4, "heuristic": 0.91, "proposed": 0.92, "randaugment": 0.6}
+    assert accuracy["seed3"] == {"none": 0.3, "heuristic": 0.93, "randaugment": 0.65}
+    summary = module.gather(tmp_path)["a"]["summary"]
+    assert summary["proposed"]["test_accuracy"] == [80.0, 92.0]  # the table: only the seeds that ran every method
+
+
 def test_the_capacity_verdict_counts_methods_by_the_rule_and_takes_the_same_cpu_preset_row():
     tune = load_script("mnist_tune", "tune.py")
     wide = tune.key(tune.CAPACITY["10pct"])

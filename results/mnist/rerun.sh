@@ -50,6 +50,18 @@
 #   whatever they give), two processes side by side, seeds 0 to 4 and 5 to 8 (table 1pct-w64)
 #   OMP_NUM_THREADS=1 SETTING=1pct VERSION=w64 SEEDS="0 1 2 3 4" METHODS=none,heuristic,random_g,proposed,trivialaugment,randaugment SET=classifier.width=64 bash results/mnist/rerun.sh
 #   OMP_NUM_THREADS=1 SETTING=1pct VERSION=w64 SEEDS="5 6 7 8" METHODS=none,heuristic,random_g,proposed,trivialaugment,randaugment SET=classifier.width=64 bash results/mnist/rerun.sh
+#   1%: the control for the round judge's selection (loop.round_candidates = 4, the number of
+#   proposed's candidates): the heuristic and random_g at the width-32 preset of table 1pct-v5,
+#   each round chosen among four draws by the validation loss; test seeds 0 to 8, decided before
+#   any ran, reported whatever they give (table 1pct-ctrl; gather.py takes the other methods from 1pct-v5)
+#   OMP_NUM_THREADS=1 SETTING=1pct VERSION=ctrl SEEDS="0 1 2 3 4 5 6 7 8" METHODS=random_g,heuristic SET=loop.round_candidates=4 bash results/mnist/rerun.sh
+#   1%, width 64, the seeds left after 0, 1, 5 and 6 (a session's end had killed the runs of seeds 2
+#   and 7, and a new machine had lost their checkpoints): each seed in three folders of about half
+#   an hour each (gather.py merges them as table 1pct-w64), so that a session's end loses little;
+#   the same loop in two shells, each taking the next folder not yet taken (the .claim folders)
+#   for S in 2 3 4 7 8; do for V in w64:none,heuristic,random_g w64b:proposed w64c:trivialaugment,randaugment; do
+#     OMP_NUM_THREADS=1 SETTING=1pct VERSION=${V%%:*} SEEDS=$S METHODS=${V#*:} SET=classifier.width=64 bash results/mnist/rerun.sh
+#   done; done
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export INFAUG_PROGRESS=0
@@ -61,15 +73,12 @@ mkdir -p "results/mnist/$setting-$version"
 for seed in ${SEEDS:-$default}; do
   out=results/mnist/$setting-$version/seed$seed
   if [ -f "$out/checkpoints/FINISHED" ]; then continue; fi
+  mkdir "$out.claim" 2>/dev/null || continue  # another copy of this script runs this seed
+  trap 'rmdir "$out.claim" 2>/dev/null' EXIT
   resume=(); [ -f "$out/config.json" ] && resume=(--resume)
   sets=(); for kv in ${SET:-}; do sets+=(--set "$kv"); done
   infaug run --preset "mnist-$setting" --data-dir "$data" --seeds "$seed" --methods "${METHODS:?METHODS=a,b}" "${sets[@]}" --out "$out" "${resume[@]}" > "$out.log" 2>&1
   python results/mnist/gather.py > /dev/null
+  rmdir "$out.claim"; trap - EXIT
 done
 python results/mnist/gather.py
-#   (Appended while other runs of this script were running, so as not to move the lines above them.)
-#   1%: the control for the round judge's selection (loop.round_candidates = 4, the number of
-#   proposed's candidates): the heuristic and random_g at the width-32 preset of table 1pct-v5,
-#   each round chosen among four draws by the validation loss; test seeds 0 to 8, decided before
-#   any ran, reported whatever they give (table 1pct-ctrl; gather.py takes the other methods from 1pct-v5)
-#   OMP_NUM_THREADS=1 SETTING=1pct VERSION=ctrl SEEDS="0 1 2 3 4 5 6 7 8" METHODS=random_g,heuristic SET=loop.round_candidates=4 bash results/mnist/rerun.sh
