@@ -216,3 +216,18 @@ def test_the_committed_accuracy_picture_is_what_plot_draws_of_mnist_json(tmp_pat
     difference = ImageChops.difference(fresh, committed).convert("L")
     changed = sum(difference.histogram()[17:])
     assert changed < 10, f"{changed} pixels differ: run python results/mnist/plot.py after gather.py"
+
+
+def test_finished_knows_a_committed_run_without_its_checkpoints(tmp_path):
+    finished = load_script("mnist_finished", "finished.py").finished
+    out = tmp_path / "seed0"
+    assert not finished(out)
+    write_seed(tmp_path, "", 0, {"none": 0.5, "proposed": 0.8}, **{"run.methods": ["none", "proposed"]})
+    assert not finished(out)  # metrics.json is rewritten after each method: no report, not finished
+    (out / "report.html").write_text("")
+    assert finished(out) and finished(out, ["proposed"])
+    assert not finished(out, ["proposed", "heuristic"])
+    (out / "metrics.json").unlink()
+    (out / "checkpoints").mkdir()
+    (out / "checkpoints" / "FINISHED").write_text("")
+    assert finished(out, ["heuristic"])  # infaug run's own marker

@@ -72,11 +72,7 @@ version=${VERSION:-v2}
 mkdir -p "results/mnist/$setting-$version"
 for seed in ${SEEDS:-$default}; do
   out=results/mnist/$setting-$version/seed$seed
-  if [ -f "$out/checkpoints/FINISHED" ]; then continue; fi
-  # a committed run on a new machine has lost its (ignored) checkpoints: finished when its report
-  # is written and its metrics.json holds every method asked for
-  if [ -f "$out/report.html" ] && python -c 'import json, sys; ran = json.load(open(sys.argv[1]))["methods"]
-sys.exit(not set(sys.argv[2].split(",")) <= set(ran))' "$out/metrics.json" "${METHODS:?METHODS=a,b}" 2>/dev/null; then continue; fi
+  if python results/mnist/finished.py "$out" "${METHODS:?METHODS=a,b}"; then continue; fi
   mkdir "$out.claim" 2>/dev/null || continue  # another copy of this script runs this seed
   trap 'rmdir "$out.claim" 2>/dev/null' EXIT
   resume=(); [ -f "$out/config.json" ] && resume=(--resume)

@@ -17,7 +17,7 @@ for setting in ${SETTINGS:-1pct 10pct}; do
   mkdir -p "$folder"
   for seed in ${!seeds_var:-$default}; do
     out=$folder/seed$seed
-    if [ -f "$out/checkpoints/FINISHED" ]; then continue; fi
+    if python results/mnist/finished.py "$out"; then continue; fi
     resume=(); [ -f "$out/config.json" ] && resume=(--resume)
     infaug run --preset "mnist-$setting" --data-dir "$data" --seeds "$seed" --out "$out" "${resume[@]}" > "$out.log" 2>&1
     python results/mnist/gather.py > /dev/null
