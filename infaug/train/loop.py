@@ -15,6 +15,9 @@
             and on from the one with the lowest validation loss)
     evaluate F on the validation and the test split, once
 
+With encoder.train_at = "end", proposed instead runs this loop twice: on its untrained E (G's
+prior), then, after E is trained once at that fully trained F, on E held fixed (reported).
+
 Every method runs this same code with the same seed, splits, F initialisation, epochs, batches and
 rounds; methods differ only in the augmentation callable. At every round the I_aug of the
 method's augmentations is measured on the held-out labelled samples (those E never trains on).
@@ -110,9 +113,53 @@ def run_method(
     ``generator`` is the pre-trained G (random_g and proposed); it is not modified. With
     ``checkpoint``, a run continues from what was saved there (a finished method is only
     rebuilt), saves after every phase and, when due, after every epoch: the result is the same
-    as that of an uninterrupted run, bit for bit on the CPU.
+    as that of an uninterrupted run, bit for bit on the CPU. With ``encoder.train_at = "end"``,
+    proposed runs :func:`_run_trained_at_end` instead of training E in the rounds.
     """
     checkpoint = checkpoint if checkpoint is not None else Checkpoints(None).phase(method)  # off: only the clock
+    if method == "proposed" and config.encoder.train_at == "end":
+        return _run_trained_at_end(task, config, seed, generator=generator, checkpoint=checkpoint)
+    return _run_loop(method, task, config, seed, generator=generator, checkpoint=checkpoint)
+
+
+def _run_trained_at_end(task: Task, config: Config, seed: int, *, generator: Optional[nn.Module], checkpoint: Phase) -> MethodResult:
+    """proposed with ``encoder.train_at = "end"``: F's whole schedule on the untrained E (pass 1);
+    E trained at that F for loop.rounds x encoder.steps steps; F's whole schedule again, from the
+    same initialisation, batches and draws, on E's augmentations held fixed (pass 2, reported).
+    Pass 1 and E checkpoint in their own files beside ``checkpoint``; the seconds are all three's."""
+    e = config.encoder
+    first = _run_loop("proposed", task, config, seed, generator=generator, encoder_mode="prior",
+                      checkpoint=checkpoint.checkpoints.phase(f"{checkpoint.key}-pass1"))
+    phase = checkpoint.checkpoints.phase(f"{checkpoint.key}-E")
+    saved = phase.load()
+    if saved is None:
+        with torch.no_grad():
+            augmented = first.augment(task.train[0], seeded(seed, "measurements after pass 1"))
+        engine = influence_engine(first.model, task.train, task.validation, damping=config.classifier.damping, train_augmented=augmented)
+        rows, rng = task.encoder_rows, seeded(seed, "E after pass 1")
+        history = train_encoder(first.encoder, generator, first.model, engine, task.train[0][rows], task.train[1][rows],
+                                steps=e.steps * config.loop.rounds, batch_size=e.batch_size, lr=e.lr, penalty=e.tau_penalty,
+                                rng=rng, kl=e.kl, clip=e.clip, label=f"seed {seed} proposed E after pass 1",
+                                noise_rng=distributed.rank_rng(seed, "E after pass 1", rng))
+        saved = {"encoder": first.encoder.state_dict(), "history": history, "pass1_val_loss": first.val_loss}
+        phase.save(lambda: saved, note="E trained after pass 1")
+        saved = dict(saved, seconds=phase.elapsed())
+    moved = f", mean I_aug {saved['history'][0]:.4g} -> {saved['history'][-1]:.4g}" if saved["history"] else ""
+    log.info(f"seed {seed} proposed: pass 1 (G's prior) validation loss {saved['pass1_val_loss']:.4f}; E trained at its end{moved}")
+    second = _run_loop("proposed", task, config, seed, generator=generator, checkpoint=checkpoint,
+                       encoder_mode="fixed", encoder_state=saved["encoder"])
+    second.seconds += first.seconds + saved["seconds"]
+    second.encoder_history = [saved["history"]]
+    return second
+
+
+def _run_loop(
+    method: str, task: Task, config: Config, seed: int, *, generator: Optional[nn.Module], checkpoint: Phase,
+    encoder_mode: str = "train", encoder_state: Optional[dict] = None,
+) -> MethodResult:
+    """The loop of :func:`run_method`. For proposed, ``encoder_mode`` "train" trains E in the
+    rounds (SPEC 3); "prior" never trains it (G's prior at encoder.noise); "fixed" holds E at
+    ``encoder_state`` and measures it in the rounds."""
     c, e = config.classifier, config.encoder
     torch.manual_seed(derive(seed, "F"))  # the same F initialisation for every method of a seed
     model = task.make_classifier()
@@ -124,6 +171,9 @@ def run_method(
     if method == "proposed":
         torch.manual_seed(derive(seed, "E"))
         encoder = task.make_encoder()  # untrained: N(0, encoder.noise^2), random_g's prior when noise = generator.temperature
+        if encoder_state is not None:
+            encoder.load_state_dict(encoder_state)
+            encoder.eval()
     augment = make_augmentation(method, task, config, generator, encoder)
     train_x, train_y = task.train
     steps_per_epoch = -(-len(train_y) // c.batch_size)
@@ -183,7 +233,7 @@ def run_method(
             if augment is not None:
                 record["holdout_i_aug"] = _mean_i_aug(model, engine, holdout_x, holdout_y, augment, measure)
             finish_round = None  # set when E's step is judged by rounds of F's training
-            if encoder is not None:
+            if encoder is not None and encoder_mode == "train":
                 # E: minimise the mean I_aug of its augmentations over the samples it trains on (F, G fixed).
                 rows = task.encoder_rows
                 encoder_start = time.perf_counter()
@@ -213,14 +263,14 @@ def run_method(
                         record["shrink_val_loss"] = losses
                 record["encoder_seconds"] = time.perf_counter() - encoder_start
                 record["holdout_i_aug_trained"] = _mean_i_aug(model, engine, holdout_x, holdout_y, augment, measure)
-                if number == len(schedule) - 1:
-                    holdout = _compare_on_holdout(model, engine, task, config, generator, encoder, measure)
-                    if task.kind == "images" and config.loop.last_layer_check:
-                        check_start = time.perf_counter()
-                        check = _last_layer_check(model, task, config, generator, encoder, seed)
-                        check_seconds += time.perf_counter() - check_start  # a diagnostic, not part of the method's time
-                if finish_round is not None:  # F as the chosen candidate's round left it: that round is trained
-                    finish_round()
+            if encoder is not None and encoder_mode != "prior" and number == len(schedule) - 1:
+                holdout = _compare_on_holdout(model, engine, task, config, generator, encoder, measure)
+                if task.kind == "images" and config.loop.last_layer_check:
+                    check_start = time.perf_counter()
+                    check = _last_layer_check(model, task, config, generator, encoder, seed)
+                    check_seconds += time.perf_counter() - check_start  # a diagnostic, not part of the method's time
+            if finish_round is not None:  # F as the chosen candidate's round left it: that round is trained
+                finish_round()
             if augment is not None and config.loop.round_candidates > 1 and finish_round is None:
                 # The control for the round judge's selection: the round trained with K draws of the
                 # augmentations (the first the run's own), F goes on from the lowest validation loss.

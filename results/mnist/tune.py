@@ -13,6 +13,7 @@ cached with every trial in ``OUT/checkpoints``, so a killed tuning run continues
     python results/mnist/tune.py --setting 1pct --seeds 100 --after   # the trials of AFTER on the committed preset
     python results/mnist/tune.py --setting 10pct --seeds 100 --capacity  # the committed preset with CAPACITY's F
     python results/mnist/tune.py --setting 1pct --seeds 100 --capacity   # likewise at 1%
+    python results/mnist/tune.py --setting 10pct --seeds 100 --horizon   # HORIZON: E trained against F's whole training
 
 Writes ``trials.jsonl`` (one line per finished trial: seed, method, overrides, validation loss and
 accuracy, seconds) and ``choice.json`` (per method, the trial with the lowest mean validation loss
@@ -122,6 +123,14 @@ BUDGET_RULE = 4
 CAPACITY = {"10pct": {"classifier.width": 64}, "1pct": {"classifier.width": 64}}
 CAPACITY_PRESET_ROWS = {"10pct": {"proposed": {"encoder.noise": 0.75, "encoder.shrink_judge": "round"},
                                   "heuristic": {"heuristic.strength": 0.75}, "random_g": {}}}
+# E trained against F's whole training (a later session, AMD VM, --horizon): on the committed
+# preset (F at width 64), E trained once at the end of a first whole pass of F on its untrained
+# prior, then F trained its whole schedule again on E's augmentations held fixed
+# (encoder.train_at = "end": no round judge, so no choice among rounds by the validation loss).
+# Rule, fixed before it ran: adopted if its validation loss on the tuning seed is lower than that of
+# proposed's capacity row (the committed preset, one thread, this CPU); the heuristic's and
+# random_g's capacity rows are printed beside it.
+HORIZON = {setting: {"proposed": [{"encoder.train_at": "end", "encoder.shrink": [1.0]}]} for setting in ("1pct", "10pct")}
 FIXED = {"loop.last_layer_check": False}  # a diagnostic: it changes no training and costs time
 # The 1% preset now carries the choices; its trials start from the values it had before tuning, so
 # that a trial means the same on every tuning seed ("{}" is the untuned preset). The 10% trials
@@ -232,6 +241,23 @@ def capacity_verdict(setting: str, rows: list[dict], after_rows: list[dict]) -> 
             "adopted": len(table) == len(TRIALS[setting]) and lower >= BUDGET_RULE}
 
 
+def horizon_verdict(setting: str, rows: list[dict], capacity_rows: list[dict]) -> dict:
+    """HORIZON's trials against the capacity rows (the committed preset) on the seeds both ran."""
+    verdict = {}
+    for method, candidates in HORIZON[setting].items():
+        preset = losses(capacity_rows, method, CAPACITY[setting])
+        for overrides in candidates:
+            mine = losses(rows, method, overrides)
+            seeds = sorted(set(mine) & set(preset))
+            if not seeds:
+                continue
+            loss, preset_loss = statistics.mean(mine[s] for s in seeds), statistics.mean(preset[s] for s in seeds)
+            others = {m: statistics.mean(losses(capacity_rows, m, CAPACITY[setting])[s] for s in seeds) for m in ("heuristic", "random_g")}
+            verdict.setdefault(method, []).append({"overrides": overrides, "seeds": seeds, "val_loss": loss, "preset_val_loss": preset_loss,
+                                                   "baselines_val_loss": others, "adopted": loss < preset_loss})
+    return verdict
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--setting", default="1pct", choices=["1pct", "10pct"])
@@ -242,12 +268,13 @@ def main() -> None:
     parser.add_argument("--budget", action="store_true", help="run every method with the preset and BUDGET (budget.jsonl)")
     parser.add_argument("--after", action="store_true", help="run AFTER's trials on the committed preset (after.jsonl)")
     parser.add_argument("--capacity", action="store_true", help="run every method with the preset and CAPACITY (capacity.jsonl)")
+    parser.add_argument("--horizon", action="store_true", help="run HORIZON's trials on the committed preset (horizon.jsonl)")
     parser.add_argument("--methods", nargs="+", default=None, help="only these methods' trials")
     args = parser.parse_args()
     out = Path(args.out or Path(__file__).resolve().parent / "tuning" / args.setting)
     out.mkdir(parents=True, exist_ok=True)
     log, budget_log, after_log = out / "trials.jsonl", out / "budget.jsonl", out / "after.jsonl"
-    capacity_log = out / "capacity.jsonl"
+    capacity_log, horizon_log = out / "capacity.jsonl", out / "horizon.jsonl"
     preset = load_preset(f"mnist-{args.setting}").replace({"data.data_dir": args.data_dir, **FIXED})
     base = preset.replace(BASE[args.setting])
     if not args.select:
@@ -270,6 +297,9 @@ def main() -> None:
                 jobs = [(method, "capacity", capacity_log, preset, CAPACITY[args.setting]) for method in TRIALS[args.setting]]
                 jobs += [(method, "capacity-preset", capacity_log, preset, {}) for method in TRIALS[args.setting]
                          if method not in CAPACITY_PRESET_ROWS.get(args.setting, {})]
+            if args.horizon:  # the committed preset with HORIZON's overrides
+                jobs = [(method, f"horizon{number}", horizon_log, preset, overrides) for method, candidates in HORIZON[args.setting].items()
+                        for number, overrides in enumerate(candidates)]
             jobs = [job for job in jobs if args.methods is None or job[0] in args.methods]
             for method, name, path, config, overrides in jobs:
                 if any(t["seed"] == seed and t["method"] == method and t["overrides"] == key(overrides) for t in finished(path)):
@@ -305,6 +335,14 @@ def main() -> None:
             print(f"{method:>14}: val loss {t['preset_val_loss']:.4f} with the preset ({t['preset_row']} row), "
                   f"{t['capacity_val_loss']:.4f} with {verdict['capacity']}")
         print(f"{verdict['capacity']}: lower for {verdict['lower']} of {len(verdict['methods'])} methods; adopted: {verdict['adopted']}")
+    if finished(horizon_log):
+        verdict = horizon_verdict(args.setting, finished(horizon_log), finished(capacity_log))
+        (out / "horizon.json").write_text(json.dumps(verdict, indent=1))
+        for method, trials in verdict.items():
+            for t in trials:
+                baselines = ", ".join(f"{m} {v:.4f}" for m, v in t["baselines_val_loss"].items())
+                print(f"{method:>14} (seeds {t['seeds']}): val loss {t['val_loss']:.4f} with {json.dumps(t['overrides'])}, "
+                      f"{t['preset_val_loss']:.4f} with the preset ({baselines}); adopted {t['adopted']}")
 
 
 if __name__ == "__main__":
