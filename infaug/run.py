@@ -314,6 +314,8 @@ def _run_seeds(config: Config, out: Path, echo, device, pool, official_test, che
                 for name, values in result.holdout_i_aug.items():
                     metrics["holdout_i_aug"].setdefault(name, []).append(float(values.mean()))
                 metrics["influence"] = {k: sum(v) / len(v) for k, v in metrics["holdout_i_aug"].items()}
+            if result.first_pass:
+                metrics.setdefault("first_pass", {}).setdefault(method, []).append(result.first_pass)
             for name, rows in result.last_layer_check.items():
                 metrics.setdefault("last_layer_check", {}).setdefault(name, []).append(rows)
             if result.encoder is not None and isinstance(generator, Generator) and main:

@@ -148,6 +148,8 @@ def test_e_trained_at_the_end_of_a_first_pass(tmp_path):
         assert still["methods"]["proposed"][key] == rounds["methods"]["proposed"][key], key
     trained = run(config, tmp_path / "trained", echo=None)
     assert trained["methods"]["proposed"]["val_loss"] != still["methods"]["proposed"]["val_loss"]
+    first = trained["first_pass"]["proposed"][0]  # pass 1: F on the untrained E, the same as the run without E's steps
+    assert first["val_loss"] == still["methods"]["proposed"]["val_loss"][0] and first["encoder_seconds"] > 0
     # pass 2's rounds train no E, but measure it
     assert all("shrink" not in r and "encoder_seconds" not in r for r in trained["rounds"]["proposed"][0])
     assert set(trained["influence"]) == {"proposed", "random_g", "heuristic"}  # E measured at pass 2's last round

@@ -68,6 +68,7 @@ class MethodResult:
     encoder_history: list = field(default_factory=list)  # per round: mean I_aug per E step
     holdout_i_aug: dict = field(default_factory=dict)  # proposed: I_aug (per sample) at the last round's F
     last_layer_check: dict = field(default_factory=dict)  # proposed: predicted and actual, see infaug.diagnose
+    first_pass: dict = field(default_factory=dict)  # proposed with encoder.train_at = "end": pass 1's F and E's training
 
 
 def round_epochs(epochs: int, rounds: int, warmup: float) -> list[int]:
@@ -150,6 +151,8 @@ def _run_trained_at_end(task: Task, config: Config, seed: int, *, generator: Opt
                        encoder_mode="fixed", encoder_state=saved["encoder"])
     second.seconds += first.seconds + saved["seconds"]
     second.encoder_history = [saved["history"]]
+    second.first_pass = {"val_loss": first.val_loss, "val_accuracy": first.val_accuracy, "seconds": first.seconds,
+                         "encoder_seconds": saved["seconds"]}
     return second
 
 
