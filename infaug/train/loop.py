@@ -147,7 +147,8 @@ def _run_trained_at_end(task: Task, config: Config, seed: int, *, generator: Opt
         saved = dict(saved, seconds=phase.elapsed())
     moved = f", mean I_aug {saved['history'][0]:.4g} -> {saved['history'][-1]:.4g}" if saved["history"] else ""
     log.info(f"seed {seed} proposed: pass 1 (G's prior) validation loss {saved['pass1_val_loss']:.4f}; E trained at its end{moved}")
-    second = _run_loop("proposed", task, config, seed, generator=generator, checkpoint=checkpoint,
+    # the run's own file, with a clock from now: ``checkpoint``'s has run since pass 1 began
+    second = _run_loop("proposed", task, config, seed, generator=generator, checkpoint=checkpoint.checkpoints.phase(checkpoint.key),
                        encoder_mode="fixed", encoder_state=saved["encoder"])
     second.seconds += first.seconds + saved["seconds"]
     second.encoder_history = [saved["history"]]
