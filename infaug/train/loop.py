@@ -285,7 +285,7 @@ def _run_loop(
                     generators={"batches": batches, "rng": rng, "local": local})
                 finish_draw()
             rounds.append(record)
-            save(state, note=f"round {number} measured" + (" and E trained" if encoder is not None else ""))
+            save(state, note=f"round {number} measured" + (" and E trained" if encoder is not None and encoder_mode == "train" else ""))
         # F: train on originals plus the augmentations, up to the end of this part of the schedule.
         label = f"seed {seed} {method} F " + (f"round {number}" if number else "warm-up")
         if train_f(number, label, on_epoch=lambda: save(state, force=False, note=f"F epoch {trainer.epochs_done} of {c.epochs}")):
