@@ -137,16 +137,14 @@ def _run_trained_at_end(task: Task, config: Config, seed: int, *, generator: Opt
         with torch.no_grad():
             augmented = first.augment(task.train[0], seeded(seed, "measurements after pass 1"))
         engine = influence_engine(first.model, task.train, task.validation, damping=config.classifier.damping, train_augmented=augmented)
-        rows, rng = task.encoder_rows, seeded(seed, "E after pass 1")
-        history = train_encoder(first.encoder, generator, first.model, engine, task.train[0][rows], task.train[1][rows],
-                                steps=e.steps * config.loop.rounds, batch_size=e.batch_size, lr=e.lr, penalty=e.tau_penalty,
-                                rng=rng, kl=e.kl, clip=e.clip, label=f"seed {seed} proposed E after pass 1",
-                                noise_rng=distributed.rank_rng(seed, "E after pass 1", rng))
-        saved = {"encoder": first.encoder.state_dict(), "history": history, "pass1_val_loss": first.val_loss}
+        rng = seeded(seed, "E after pass 1")
+        history = _train_e(first.encoder, generator, first.model, engine, task, e, steps=e.steps * config.loop.rounds, rng=rng,
+                           noise_rng=distributed.rank_rng(seed, "E after pass 1", rng), label=f"seed {seed} proposed E after pass 1")
+        saved = {"encoder": first.encoder.state_dict(), "history": history}
         phase.save(lambda: saved, note="E trained after pass 1")
         saved = dict(saved, seconds=phase.elapsed())
     moved = f", mean I_aug {saved['history'][0]:.4g} -> {saved['history'][-1]:.4g}" if saved["history"] else ""
-    log.info(f"seed {seed} proposed: pass 1 (G's prior) validation loss {saved['pass1_val_loss']:.4f}; E trained at its end{moved}")
+    log.info(f"seed {seed} proposed: pass 1 (G's prior) validation loss {first.val_loss:.4f}; E trained at its end{moved}")
     # the run's own file, with a clock from now: ``checkpoint``'s has run since pass 1 began
     second = _run_loop("proposed", task, config, seed, generator=generator, checkpoint=checkpoint.checkpoints.phase(checkpoint.key),
                        encoder_mode="fixed", encoder_state=saved["encoder"])
@@ -239,7 +237,6 @@ def _run_loop(
             finish_round = None  # set when E's step is judged by rounds of F's training
             if encoder is not None and encoder_mode == "train":
                 # E: minimise the mean I_aug of its augmentations over the samples it trains on (F, G fixed).
-                rows = task.encoder_rows
                 encoder_start = time.perf_counter()
                 objective = engine
                 if e.influence == "network":  # s_val over all of F's parameters, on the same samples
@@ -248,11 +245,8 @@ def _run_loop(
                     record["network_solve"] = {k: objective.solve_info[k] for k in ("iterations", "residual", "seconds")}
                 elif e.influence == "unrolled":  # measured after a few of F's gradient steps, not predicted
                     objective = UnrolledObjective(model, task.validation, steps=e.unroll_steps, lr=e.unroll_lr)
-                encoder_history.append(
-                    train_encoder(encoder, generator, model, objective, train_x[rows], train_y[rows], steps=e.steps,
-                                  batch_size=e.batch_size, lr=e.lr, penalty=e.tau_penalty, rng=rng, kl=e.kl, clip=e.clip,
-                                  label=f"seed {seed} {method} E round {number}", noise_rng=local)
-                )
+                encoder_history.append(_train_e(encoder, generator, model, objective, task, e, steps=e.steps, rng=rng, noise_rng=local,
+                                                label=f"seed {seed} {method} E round {number}"))
                 if e.shrink_judge == "round" and len(e.shrink) > 1:  # each factor judged by F's round on it
                     record["shrink"], record["shrink_val_loss"], finish_round = choose_shrink_by_round(
                         encoder, trainer, task.validation, e.shrink,
@@ -298,6 +292,15 @@ def _run_loop(
         method, seed, test_loss, test_accuracy, val_loss, val_accuracy, checkpoint.elapsed() - check_seconds, model, augment,
         encoder, generator if method in ("random_g", "proposed") else None, rounds, encoder_history, holdout, check,
     )
+
+
+def _train_e(encoder, generator, model, objective, task: Task, e, *, steps: int, rng, noise_rng, label: str) -> list[float]:
+    """E trained ``steps`` steps against ``objective`` on the training rows it may see (``task.encoder_rows``),
+    with encoder config ``e``'s batch size, learning rate and penalties."""
+    rows = task.encoder_rows
+    return train_encoder(encoder, generator, model, objective, task.train[0][rows], task.train[1][rows], steps=steps,
+                         batch_size=e.batch_size, lr=e.lr, penalty=e.tau_penalty, rng=rng, kl=e.kl, clip=e.clip, label=label,
+                         noise_rng=noise_rng)
 
 
 def _candidate_seed(seed: int, number: int, k: int) -> int:

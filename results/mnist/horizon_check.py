@@ -45,7 +45,7 @@ def main() -> None:
     prior.load_state_dict(first["encoder"])
     learned.load_state_dict(trained["encoder"])
     x, y = task.train
-    out = {"setting": args.setting, "seed": args.seed, "pass1_val_loss": trained["pass1_val_loss"]}
+    out = {"setting": args.setting, "seed": args.seed, "pass1_val_loss": first["result"]["val_loss"]}
     with torch.no_grad():
         for label, encoder in (("prior", prior), ("E", learned)):
             encoder.eval()

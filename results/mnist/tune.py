@@ -191,7 +191,8 @@ def trial(method: str, config, seed: int, name: str, generator, task, pool, offi
     result = run_method(method, trial_task, config, seed, generator=generator, checkpoint=checkpoints.phase(f"seed{seed}-{method}-{name}"))
     return {"seed": seed, "method": method, "val_loss": result.val_loss, "val_accuracy": result.val_accuracy,
             "seconds": result.seconds, "wall": time.perf_counter() - start, "threads": torch.get_num_threads(),
-            **({"rounds": result.rounds} if result.rounds else {}), **({"first_pass": result.first_pass} if result.first_pass else {})}  # proposed: per round its losses, the factor kept
+            **({"rounds": result.rounds} if result.rounds else {}),  # proposed: per round its losses, the factor kept
+            **({"first_pass": result.first_pass} if result.first_pass else {})}  # with encoder.train_at = "end"
 
 
 def budget_verdict(setting: str, rows: list[dict], choice: dict) -> dict:
