@@ -10,26 +10,34 @@ The learning system: infaug.models, infaug.train, infaug.run (``infaug run``).
 The pure-torch definitions of the same operators live in ``infaug.reference``.
 """
 
-from infaug._extension import load as _load
+import importlib
 
-_C = _load()  # registers torch.ops.infaug.* before anything refers to them
-
-from infaug.ops import augment, influence, warp  # noqa: E402
-from infaug.engine import LastLayerInfluence, last_layer_features  # noqa: E402
+# Each public name and the module that defines it. None is imported with the package: `import
+# infaug` (and so `import infaug.config`, or any other part) loads no compiled extension and no
+# heavy dependency; the first use of a name imports its module (the operators: infaug.ops, which
+# loads the extension and registers torch.ops.infaug.*).
+_PUBLIC = {
+    "warp": "infaug.ops",
+    "augment": "infaug.ops",
+    "influence": "infaug.ops",
+    "LastLayerInfluence": "infaug.engine",
+    "last_layer_features": "infaug.engine",
+    "Augmenter": "infaug.augmenter",
+    "learn_augmenter": "infaug.learn",
+}
 
 
 def __getattr__(name: str):
-    # The learning system (and its dependencies: tqdm, kornia, matplotlib) loads on first use, so
-    # `import infaug` for the operators stays as light as the op layer.
-    if name == "Augmenter":
-        from infaug.augmenter import Augmenter
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'infaug' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
 
-        return Augmenter
-    if name == "learn_augmenter":
-        from infaug.learn import learn_augmenter
 
-        return learn_augmenter
-    raise AttributeError(f"module 'infaug' has no attribute {name!r}")
+def __dir__() -> list:
+    return sorted(set(globals()) | set(_PUBLIC))
 
 
 __version__ = "0.1.0"

@@ -15,43 +15,15 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 
 import infaug
+from infaug.config import AffineRanges
 
 __all__ = ["AffineRanges", "HeuristicAugmentation", "affine_fields", "random_affine", "random_colour"]
-
-
-@dataclass(frozen=True)
-class AffineRanges:
-    """Ranges of a random global transform. Each value v is drawn uniformly from [-v, v] (scale:
-    1 + [-v, v]; contrast: 1 + [-v, v]).
-
-    rotation in degrees; translation as a fraction of the image size; shear as the tangent of the
-    shear angle; brightness added to pixel values in [0, 1]; contrast multiplies them.
-    """
-
-    rotation: float = 15.0
-    translation: float = 0.1
-    scale: float = 0.1
-    shear: float = 0.15
-    brightness: float = 0.1
-    contrast: float = 0.2
-    strength: float = 1.0  # the heuristic method draws from every range times this; G's flow critic from the ranges as given
-
-    def scaled(self) -> "AffineRanges":
-        """These ranges, each multiplied by ``strength`` (and ``strength`` 1): what the heuristic draws from."""
-        values = {name: value * self.strength for name, value in vars(self).items() if name != "strength"}
-        return AffineRanges(**values, strength=1.0)
-
-    def __post_init__(self) -> None:
-        for name, value in vars(self).items():
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"AffineRanges.{name} must be a finite number >= 0, got {value!r}")
 
 
 def _uniform(n: int, half_width: float, generator: Optional[torch.Generator], device) -> Tensor:

@@ -23,7 +23,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from infaug.atomic import atomic_write
+from infaug.util.atomic import atomic_write
 from infaug.models import Encoder, Generator
 
 __all__ = ["Augmenter"]

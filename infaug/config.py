@@ -23,12 +23,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from infaug.augmentations import AffineRanges
-
-__all__ = ["METHODS", "Config", "differing_keys", "flat", "load_config", "load_preset", "preset_names"]
+__all__ = ["METHODS", "RETIRED", "Config", "differing_keys", "flat", "load_config", "load_preset", "nested", "preset_names", "without_retired"]
 
 METHODS = ("none", "heuristic", "random_g", "proposed", "trivialaugment", "randaugment")
 PRESETS = Path(__file__).resolve().parent / "presets"
+
+# Keys of experiments that were tried, measured and retired (docs/experiments.md; their code runs at
+# commit RETIRED_AT), with the value at which each did what infaug does now (None: any value, a
+# setting of a retired option only). A configuration that holds a key at that value (the config.json
+# of every run made before) loads and compares as if it did not hold it; another value asks for
+# code that is gone and is refused, naming the record.
+RETIRED_AT = "22dfc71"
+# What a key that a version-1 configuration (written before the retirement) lacks meant: it was
+# written before the key existed, when infaug behaved as this value says.
+VERSION_1_ABSENT = {"encoder.shrink": [1.0], "encoder.shrink_judge": "last_layer", "encoder.judge_horizon": "round",
+                    "encoder.train_at": "rounds", "encoder.influence": "last_layer", "loop.round_candidates": 1}
+RETIRED = {
+    "encoder.shrink_judge": "round",  # several encoder.shrink factors are judged by F's round
+    "encoder.judge_horizon": "round",
+    "encoder.train_at": "rounds",
+    "encoder.influence": "last_layer",
+    "encoder.network_damping": None,
+    "encoder.network_iterations": None,
+    "encoder.unroll_steps": None,
+    "encoder.unroll_lr": None,
+    "loop.round_candidates": 1,
+}
 
 
 @dataclass(frozen=True)
@@ -100,36 +120,12 @@ class EncoderConfig:
     tau_penalty: float = 1.0  # weight of mean(relu(|tau|^2 / latent - r)), r = 1 + 3 sqrt(2 / latent) (infaug.train.encoder.tau_penalty)
     kl: float = 1.0  # weight of the trust region mean(|mu|^2) / 2 around G's prior
     clip: float = 1.0  # > 0: each sample's normalised I_aug v counts as clip * tanh(v / clip)
-    # After each round E's mean is scaled by one of these factors (0: G's prior; 1: E as trained):
-    # with several, the one whose augmentations, added to the training samples, give F's retrained
-    # last layer the lowest validation loss (see infaug.train.encoder.choose_shrink).
-    shrink: tuple = (1.0,)
-    # What judges the factors: "last_layer" (F's last layer retrained exactly, the check above) or
-    # "round" (F trained the round's epochs on each factor's augmentations, from the same state and
-    # the same random draws; the lowest validation loss wins and F goes on from that candidate:
-    # infaug.train.round_judge). "round" costs len(shrink) - 1 more rounds of F's training.
-    shrink_judge: str = "last_layer"
-    # With "round": how far each candidate's F trains before it is judged: "round" (to the end of the
-    # round) or "end" (on to the end of F's schedule, E held at the factor): the longer horizon costs
-    # F's training to the end once per factor and round.
-    judge_horizon: str = "round"
-    # When E is trained: "rounds" (SPEC 3's loop: at the start of each round, F going on from there)
-    # or "end" (F first trains its whole schedule on the untrained E, G's prior at encoder.noise; E
-    # is then trained once, loop.rounds x steps steps, at that F, trained to the end as the
-    # influence function assumes; then F trains its whole schedule again from the same
-    # initialisation and batches on E's augmentations, held fixed, and that F is reported: E judged
-    # by F's whole training, no choice among rounds). "end" costs a second schedule of F.
-    train_at: str = "rounds"
-    # The influence E is trained against: "last_layer" (SPEC 3: F's last layer, infaug.LastLayerInfluence)
-    # or "network" (all of F's parameters, Gauss-Newton Hessian plus network_damping times I,
-    # infaug.train.network_influence), solved by at most network_iterations conjugate-gradient steps.
-    # or "unrolled" (not an influence function: F's validation loss measured after unroll_steps
-    # gradient steps of size unroll_lr on each batch with E's augmentations, infaug.train.unrolled).
-    influence: str = "last_layer"
-    network_damping: float = 0.3
-    network_iterations: int = 30
-    unroll_steps: int = 3
-    unroll_lr: float = 0.01  # at 0.03 three steps on G's augmentations already diverge for MNIST's F at 1%
+    # E's step judged by a round of F's training (infaug.train.round_judge): after E is trained, F
+    # trains the round's epochs once per factor a, with E's mean scaled by a (0: G's prior; 1: E as
+    # trained), from the same state and random draws; the lowest validation loss wins and F goes on
+    # from that candidate. Costs len(shrink) - 1 more rounds of F per round. With one factor, E's
+    # mean is scaled by it and nothing is judged.
+    shrink: tuple = (0.0, 0.25, 0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -141,15 +137,6 @@ class LoopConfig:
     rounds: int = 3
     warmup: float = 0.5
     last_layer_check: bool = True  # proposed: retrain F's last layer on the augmentations (infaug.diagnose)
-    # A control for the selection that proposed's round judge makes (encoder.shrink_judge = "round"
-    # chooses the best of len(encoder.shrink) rounds of F by the validation loss): with K > 1, every
-    # method that augments trains each round K times from the same F, with K draws of its
-    # augmentations (the first the run's own), and goes on from the one with the lowest validation
-    # loss (infaug.train.round_judge.choose_draw_by_round). Costs K - 1 more rounds of F per round.
-    # In one process the augmentations share their generator with E's batches, so for proposed
-    # (with encoder.shrink_judge = "last_layer") the chosen draw also moves E's later batches;
-    # under torchrun each rank's augmentations have their own generator and E's batches do not move.
-    round_candidates: int = 1
 
 
 @dataclass(frozen=True)
@@ -173,6 +160,34 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class AffineRanges:
+    """Ranges of a random global transform. Each value v is drawn uniformly from [-v, v] (scale:
+    1 + [-v, v]; contrast: 1 + [-v, v]).
+
+    rotation in degrees; translation as a fraction of the image size; shear as the tangent of the
+    shear angle; brightness added to pixel values in [0, 1]; contrast multiplies them.
+    """
+
+    rotation: float = 15.0
+    translation: float = 0.1
+    scale: float = 0.1
+    shear: float = 0.15
+    brightness: float = 0.1
+    contrast: float = 0.2
+    strength: float = 1.0  # the heuristic method draws from every range times this; G's flow critic from the ranges as given
+
+    def scaled(self) -> "AffineRanges":
+        """These ranges, each multiplied by ``strength`` (and ``strength`` 1): what the heuristic draws from."""
+        values = {name: value * self.strength for name, value in vars(self).items() if name != "strength"}
+        return AffineRanges(**values, strength=1.0)
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"AffineRanges.{name} must be a finite number >= 0, got {value!r}")
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
@@ -183,6 +198,7 @@ class Config:
     kornia: KorniaConfig = field(default_factory=KorniaConfig)
     run: RunConfig = field(default_factory=RunConfig)
     preset: str = ""
+    version: int = 2  # of the configuration's keys: 2 since the retirement of RETIRED; a config.json without it is older
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -203,19 +219,13 @@ class Config:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], *, base: "Config | None" = None, source: str = "config") -> "Config":
-        """``base`` (the defaults when None) with the nested ``values`` laid over it."""
-        return _merge(base or cls(), values, source)
+        """``base`` (the defaults when None) with the nested ``values`` laid over it (retired keys at
+        today's behaviour dropped, see ``RETIRED``)."""
+        return _merge(base or cls(), without_retired(values, source=source), source)
 
     def replace(self, overrides: Mapping[str, Any], *, source: str = "override") -> "Config":
         """A copy with dotted keys (``"classifier.epochs"``) replaced."""
-        nested: dict = {}
-        for key, value in overrides.items():
-            *parents, last = key.split(".")
-            node = nested
-            for parent in parents:
-                node = node.setdefault(parent, {})
-            node[last] = value
-        return _merge(self, nested, source)
+        return _merge(self, without_retired(nested(overrides), source=source), source)
 
 
 def flat(values: Mapping[str, Any], prefix: str = "") -> dict:
@@ -230,11 +240,51 @@ def flat(values: Mapping[str, Any], prefix: str = "") -> dict:
     return out
 
 
+def without_retired(values: Mapping[str, Any], *, source: str = "config", strict: bool = True) -> dict:
+    """The nested ``values`` without the retired keys that hold today's behaviour (``RETIRED``).
+    A retired key at another value raises a ValueError naming the record (``strict``), or stays
+    (``strict=False``, so that :func:`differing_keys` sees the difference)."""
+    if not isinstance(values, Mapping):
+        return values  # _merge says what is wrong with it
+    values = flat(values)
+    judged = len(values.get("encoder.shrink", (None,))) == 1  # one factor: no judge, whichever was named
+    for key in [k for k in values if k in RETIRED]:
+        today = RETIRED[key]
+        if today is None or values[key] == today or (key == "encoder.shrink_judge" and judged):
+            del values[key]
+        elif strict:
+            raise ValueError(f"{source}: {key} = {values[key]!r} was an experiment, retired (docs/experiments.md records what "
+                             f"it measured; its code runs at commit {RETIRED_AT}); infaug now runs as {key} = {today!r}")
+    return nested(values)
+
+
+def _as_version_2(values: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A whole configuration (``to_dict()``, or a run's config.json) with the keys that one written
+    before the retirement lacks filled in with what their absence meant (``VERSION_1_ABSENT``)."""
+    if "version" in values:
+        return values
+    return nested({**VERSION_1_ABSENT, **flat(values), "version": 2})
+
+
+def nested(values: Mapping[str, Any]) -> dict:
+    """Dotted keys as nested tables: the inverse of :func:`flat`."""
+    out: dict = {}
+    for key, value in values.items():
+        *parents, last = key.split(".")
+        node = out
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[last] = value
+    return out
+
+
 def differing_keys(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> set[str]:
     """The dotted keys on which two configurations (``Config.to_dict()``s, or runs' config.json)
-    differ; a key that one of them lacks (added to infaug after that run) counts as its default."""
+    differ; a key that one of them lacks (added to infaug after that run) counts as its default,
+    and a retired key at today's behaviour as absent (``RETIRED``). A configuration without
+    ``version`` was written before the retirement: what its absent keys meant then counts."""
     defaults = flat(Config().to_dict())
-    ours, theirs = flat(ours), flat(theirs)
+    ours, theirs = (flat(without_retired(_as_version_2(v), strict=False)) for v in (ours, theirs))
     return {k for k in ours.keys() | theirs.keys() if ours.get(k, defaults.get(k)) != theirs.get(k, defaults.get(k))}
 
 
@@ -335,18 +385,7 @@ def _validate(c: Config) -> None:
     _check(e.lr > 0, "encoder.lr", "> 0", e.lr)
     _check(len(e.shrink) >= 1 and all(isinstance(a, float) and 0 <= a <= 1 for a in e.shrink), "encoder.shrink",
            "a non-empty list of factors in [0, 1]", list(e.shrink))
-    _check(e.shrink_judge in ("last_layer", "round"), "encoder.shrink_judge", "'last_layer' or 'round'", e.shrink_judge)
-    _check(e.judge_horizon in ("round", "end"), "encoder.judge_horizon", "'round' or 'end'", e.judge_horizon)
-    _check(e.train_at in ("rounds", "end"), "encoder.train_at", "'rounds' or 'end'", e.train_at)
-    _check(e.train_at == "rounds" or tuple(e.shrink) == (1.0,), "encoder.shrink",
-           "[1.0] with encoder.train_at = 'end' (E is trained once, after F's schedule, and not judged)", list(e.shrink))
-    _check(e.train_at == "rounds" or e.influence == "last_layer", "encoder.influence",
-           "'last_layer' with encoder.train_at = 'end'", e.influence)
-    _check(e.influence in ("last_layer", "network", "unrolled"), "encoder.influence", "'last_layer', 'network' or 'unrolled'", e.influence)
-    _check(e.unroll_steps >= 1, "encoder.unroll_steps", ">= 1", e.unroll_steps)
-    _check(e.unroll_lr > 0 and math.isfinite(e.unroll_lr), "encoder.unroll_lr", "a finite number > 0", e.unroll_lr)
-    _check(e.network_iterations >= 1, "encoder.network_iterations", ">= 1", e.network_iterations)
-    _check(e.network_damping > 0 and math.isfinite(e.network_damping), "encoder.network_damping", "a finite number > 0", e.network_damping)
+    _check(len(set(e.shrink)) == len(e.shrink), "encoder.shrink", "a list without repeats", list(e.shrink))
     _check(d.unlabelled >= -1, "data.unlabelled", ">= 0, or -1 for all", d.unlabelled)
     _check(d.test >= 0, "data.test", ">= 0", d.test)
     _check(0 < c.kornia.randaugment_m < 30, "kornia.randaugment_m", "in (0, 30) (kornia's range)", c.kornia.randaugment_m)
@@ -356,11 +395,6 @@ def _validate(c: Config) -> None:
     _check(len(set(c.run.seeds)) == len(c.run.seeds), "run.seeds", "a list without repeats", list(c.run.seeds))
     _check(c.loop.rounds >= 1, "loop.rounds", ">= 1", c.loop.rounds)
     _check(0 <= c.loop.warmup < 1, "loop.warmup", "in [0, 1)", c.loop.warmup)
-    _check(c.loop.round_candidates >= 1, "loop.round_candidates", ">= 1", c.loop.round_candidates)
-    judged = "proposed" in c.run.methods and e.shrink_judge == "round" and len(e.shrink) > 1
-    _check(c.loop.round_candidates == 1 or not judged, "loop.round_candidates",
-           "1 when proposed's rounds are judged by encoder.shrink_judge = 'round' (it chooses among "
-           f"{len(e.shrink)} rounds already; run proposed separately, or the control without it)", c.loop.round_candidates)
     unknown = [m for m in c.run.methods if m not in METHODS]
     _check(not unknown and len(c.run.methods) > 0, "run.methods", f"a non-empty list from {', '.join(METHODS)}", list(c.run.methods))
     _check(len(c.run.seeds) > 0, "run.seeds", "a non-empty list of integers", list(c.run.seeds))

@@ -157,7 +157,7 @@ def rank_rng(seed: int, part: str, shared: torch.Generator) -> torch.Generator:
     what it drew before; on P > 1 ranks a stream derived from the run's seed, ``part`` and the rank."""
     if not is_distributed():
         return shared
-    from infaug.train.seeds import rng
+    from infaug.util.seeds import rng
 
     return rng(seed, f"{part}/rank {rank()} of {world_size()}")
 
@@ -196,7 +196,7 @@ def restore_rank_rng(states: Optional[list], generator: torch.Generator, seed: i
     if states is not None and len(states) == world_size():
         generator.set_state(states[rank()])
         return
-    from infaug.train.seeds import derive
+    from infaug.util.seeds import derive
 
     generator.manual_seed(derive(seed, f"{part}/rank {rank()} of {world_size()}/resumed at {position}"))
 

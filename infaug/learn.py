@@ -1,15 +1,21 @@
 """Learning an augmentation for your own classifier, from Python: :func:`learn_augmenter`.
 
-Your classifier must end with an ``nn.Linear`` whose output is its output (the influence engine
-differentiates that layer), and should have been trained with an L2 penalty of ``damping`` on it.
-The data are tensors or DataLoaders of (images in [0, 1], labels).
+It runs on your classifier, your data and (if you pass one) your optimiser exactly what ``infaug
+run`` runs as ``proposed``, the method behind the reported tables: G pre-trained by WGAN-GP on the
+training (and unlabelled) images; F trained on originals plus augmentations, its warm-up first,
+then rounds of (s_val at F; E trained by influence; E's step judged by a round of F's training for
+each factor of ``encoder.shrink``; F goes on from the best). Your classifier must end with an
+``nn.Linear`` whose output is its output (the influence engine differentiates that layer); it is
+trained in place, with L2 ``classifier.damping`` on that layer.
 
 Example:
     >>> import torch, infaug
     >>> from torch import nn
+    >>> from infaug.config import Config
     >>> model = nn.Sequential(nn.Conv2d(1, 8, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
     >>> x, y = torch.rand(64, 1, 28, 28), torch.arange(64) % 10
-    >>> augmenter = infaug.learn_augmenter(model, (x[:48], y[:48]), (x[48:], y[48:]), gan_steps=2, encoder_steps=2)
+    >>> quick = Config().replace({"classifier.epochs": 4, "generator.steps": 2, "encoder.steps": 2, "loop.rounds": 1})
+    >>> augmenter = infaug.learn_augmenter(model, (x[:48], y[:48]), (x[48:], y[48:]), config=quick)
     >>> augmenter(x[:4]).shape
     torch.Size([4, 1, 28, 28])
 """
@@ -21,18 +27,15 @@ from typing import Iterable, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from infaug import distributed
-from infaug.augmentations import AffineRanges
 from infaug.augmenter import Augmenter
-from infaug.config import EncoderConfig, GeneratorConfig
+from infaug.config import Config
 from infaug.engine import last_layer_features, last_linear
-from infaug.models import Encoder, Generator
-from infaug.train.classifier import influence_engine
-from infaug.train.encoder import train_encoder
-from infaug.train.gan import pretrain_from_config
-from infaug.train.seeds import derive, rng
+from infaug.train.loop import run_method
+from infaug.train.pretrain import pretrain
+from infaug.train.state import MethodResult
+from infaug.train.task import tensor_task
 
-__all__ = ["learn_augmenter"]
+__all__ = ["learn_augmenter", "learn"]
 
 Data = Union[Tuple[Tensor, Tensor], Iterable]
 
@@ -65,64 +68,66 @@ def _tensors(data: Data, name: str, device) -> Tuple[Tensor, Tensor]:
     return images.to(device), labels.to(device=device, dtype=torch.long)
 
 
+def learn(
+    model: nn.Module,
+    train: Data,
+    validation: Data,
+    *,
+    unlabelled: Optional[Tensor] = None,
+    test: Optional[Data] = None,
+    config: Optional[Config] = None,
+    seed: int = 0,
+    generator: Optional[nn.Module] = None,
+    optimizer: Optional[torch.optim.Optimizer] = None,
+) -> MethodResult:
+    """:func:`learn_augmenter`'s work, returning all of it: the ``MethodResult`` of ``infaug run``'s
+    ``proposed`` (F's validation and, with ``test``, test loss and accuracy; the rounds' records;
+    E, G and the trained classifier)."""
+    config = Config() if config is None else config
+    device = next(model.parameters()).device
+    train, validation = _tensors(train, "train", device), _tensors(validation, "validation", device)
+    test = None if test is None else _tensors(test, "test", device)
+    task = tensor_task(_LastLayer(model), train, validation, test, unlabelled, config, seed)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the caller's RNG is left alone
+        if generator is None:
+            generator = pretrain(task, config, seed)[0]
+        return run_method("proposed", task, config, seed, generator=generator, optimizer=optimizer)
+
+
 def learn_augmenter(
     model: nn.Module,
     train: Data,
     validation: Data,
     *,
     unlabelled: Optional[Tensor] = None,
-    damping: float = 0.01,
-    gan_steps: Optional[int] = None,
-    encoder_steps: Optional[int] = None,
+    config: Optional[Config] = None,
     seed: int = 0,
-    generator: Optional[Generator] = None,
-    generator_config: GeneratorConfig = GeneratorConfig(),
-    encoder_config: EncoderConfig = EncoderConfig(),
-    ranges: AffineRanges = AffineRanges(),
+    generator: Optional[nn.Module] = None,
+    optimizer: Optional[torch.optim.Optimizer] = None,
 ) -> Augmenter:
-    """Pre-trains G on the training (and unlabelled) images, then trains E by influence at the
-    classifier's current weights, and returns both as an :class:`infaug.Augmenter`.
+    """Trains ``model`` by ``infaug run``'s ``proposed`` on your data and returns the learned
+    augmentation (E and G) as an :class:`infaug.Augmenter`.
 
     Args:
-        model: your trained classifier (last layer ``nn.Linear``); left unchanged.
-        train, validation: (images (N, C, H, W) in [0, 1], labels (N,)) or DataLoaders of such batches.
+        model: your classifier (its last layer an ``nn.Linear`` producing its output), untrained or
+            to be trained further; it is trained in place for ``config.classifier.epochs`` epochs.
+        train, validation: (images (N, C, H, W) in [0, 1], labels (N,)) or DataLoaders of such
+            batches. E's target is the validation split: keep it apart from ``train``.
         unlabelled: more images (M, C, H, W) for G's GAN.
-        damping: the influence engine's damping (the L2 your last layer was trained with).
-        gan_steps, encoder_steps: lengths of G's pre-training and E's training (default: the configs').
+        config: the settings of ``infaug run`` (``infaug.config.Config``; default: the defaults, the
+            default preset's): classifier (epochs, batch size, learning rate, damping), generator,
+            encoder (its steps, ``shrink`` factors judged by F's round), loop (rounds, warm-up),
+            heuristic (the affine ranges of G's flow critic), data.encoder_holdout.
+        seed: every initialisation and random draw follows from it (as in ``infaug run --seeds``).
         generator: an already pre-trained G to reuse (then G's pre-training is skipped).
-        generator_config, encoder_config: the settings of G, its pre-training, E and its training,
-            as ``infaug run`` takes them (``infaug.config``). ranges: the random affine transforms
-            whose flow fields G's flow critic takes as real.
+        optimizer: an optimiser over ``model``'s parameters to use instead of AdamW with the config's
+            learning rate and weight decay; the cosine schedule over the epochs scales its rate.
 
-    Under torchrun (``torch.distributed`` initialised, e.g. by ``infaug.distributed.setup()``,
-    with P > 1 processes) every process passes the same data and gets the same Augmenter: G's
-    pre-training draws ``batch_size / P`` images per process and averages the gradients, E trains
-    in DistributedDataParallel on the rows ``rank::P`` of each batch, and the influence engine is
-    fitted on each process's shard.
+    The result equals that of ``run_method("proposed", ...)`` for the same model, data, seed and
+    config (``tests/test_learn.py``). Under torchrun every process passes the same data and gets
+    the same Augmenter, as ``infaug run`` trains under torchrun. :func:`learn` returns the losses
+    and the rounds' records too.
     """
-    device = next(model.parameters()).device
-    (train_x, train_y), validation = _tensors(train, "train", device), _tensors(validation, "validation", device)
-    wrapped = _LastLayer(model)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the caller's RNG is left alone
-        torch.manual_seed(derive(seed, "learn_augmenter"))
-        return _learn(wrapped, train_x, train_y, validation, unlabelled, damping, gan_steps, encoder_steps,
-                      rng(seed, "learn_augmenter"), generator, generator_config, encoder_config, ranges, seed)
-
-
-def _learn(wrapped, train_x, train_y, validation, unlabelled, damping, gan_steps, encoder_steps, rng, generator,
-           generator_config, encoder_config, ranges, seed) -> Augmenter:
-    device = train_x.device
-    local = distributed.rank_rng(seed, "learn_augmenter", rng)  # rng itself in one process
-    _, c, h, w = train_x.shape
-    g, e = generator_config, encoder_config
-    if generator is None:
-        generator = Generator(c, h, w, latent=g.latent, spatial_latent=g.spatial_latent, hidden=g.hidden, smooth=g.smooth).to(device)
-        images = train_x if unlabelled is None else torch.cat([train_x, unlabelled.to(device)])
-        pretrain_from_config(generator, images, g, ranges=ranges, rng=local, steps=gan_steps, seed=seed)
-    generator.eval()
-    engine = influence_engine(wrapped, (train_x, train_y), validation, damping=damping)
-    encoder = Encoder(c, generator.latent, e.width, e.noise).to(device)
-    train_encoder(encoder, generator, wrapped, engine, train_x, train_y, steps=e.steps if encoder_steps is None else encoder_steps,
-                  batch_size=min(e.batch_size, len(train_y)), lr=e.lr, penalty=e.tau_penalty, rng=rng, kl=e.kl, clip=e.clip,
-                  noise_rng=local)
-    return Augmenter(generator, encoder)
+    result = learn(model, train, validation, unlabelled=unlabelled, config=config, seed=seed, generator=generator,
+                   optimizer=optimizer)
+    return Augmenter(result.generator, result.encoder)

@@ -18,7 +18,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from infaug.atomic import atomic_write
+from infaug.util.atomic import atomic_write
 from infaug.viz import image_grid
 
 CLASS_COLOURS = ("tab:blue", "tab:red")

@@ -30,10 +30,9 @@ from infaug.augmenter import Augmenter
 from infaug.config import Config, differing_keys, flat
 from infaug.models import Generator
 from infaug.train.checkpoint import Checkpoints, NonFiniteError
-from infaug.train.gan import pretrain_from_config
-from infaug.train.loop import MethodResult, run_method
-from infaug.train.seeds import derive
-from infaug.train.seeds import rng as seeded
+from infaug.train.loop import run_method
+from infaug.train.pretrain import pretrain
+from infaug.train.state import MethodResult
 from infaug.train.task import Task, build_task, check_task, load_pool
 
 __all__ = ["RunError", "check_output_dir", "resolve_device", "run"]
@@ -98,28 +97,6 @@ def check_output_dir(out: Path, need: int = MIN_FREE_BYTES) -> None:
                        f"least {need / 2**20:.0f} MiB (checkpoints, pictures, report); free some space or choose another --out")
 
 
-def pretrain(task: Task, config: Config, seed: int, checkpoints: Checkpoints | None = None) -> tuple[torch.nn.Module, float, dict]:
-    """G for this seed: (G, seconds, history of the losses), continued from (and saved to) its
-    checkpoint ``seed<S>-G`` when ``checkpoints`` are given."""
-    phase = (checkpoints or Checkpoints(None)).phase(f"seed{seed}-G")
-    torch.manual_seed(derive(seed, "G"))
-    generator = task.make_generator()
-    stream = distributed.rank_rng(seed, "G pre-training", seeded(seed, "G pre-training"))
-    history = {}
-    saved = phase.load()
-    if saved is not None and saved.get("finished"):
-        generator.load_state_dict(saved["generator"])
-        history = saved["history"]
-    elif isinstance(generator, Generator) and config.generator.steps > 0:
-        images = torch.cat([task.train[0], task.unlabelled])  # labels unused: all training images
-        result = pretrain_from_config(generator, images, config.generator, ranges=config.heuristic,
-                                      rng=stream, checkpoint=phase, seed=seed)
-        history = vars(result)
-    phase.save(lambda: {"finished": True, "generator": generator.state_dict(), "history": history}, note="finished")
-    generator.eval().requires_grad_(False)
-    return generator, phase.elapsed(), history
-
-
 def run(config: Config, out_dir: str | Path, *, echo=print, resume: bool = False) -> dict:
     """Runs ``config`` and writes its outputs to ``out_dir``; returns the metrics.
 
@@ -138,9 +115,6 @@ def run(config: Config, out_dir: str | Path, *, echo=print, resume: bool = False
         distributed.setup(resolve_device(config.run.device))
     main = distributed.is_main()
     echo = echo if main else None
-    if config.encoder.influence == "unrolled" and "proposed" in config.run.methods and distributed.world_size() > 1:
-        raise RunError(f"encoder.influence = 'unrolled' trains E in one process; this run has {distributed.world_size()} "
-                       "(run it without torchrun, or choose 'last_layer' or 'network')")
     if main:
         check_output_dir(out)
         _check_resume(config, out, resume)
@@ -314,16 +288,12 @@ def _run_seeds(config: Config, out: Path, echo, device, pool, official_test, che
                 for name, values in result.holdout_i_aug.items():
                     metrics["holdout_i_aug"].setdefault(name, []).append(float(values.mean()))
                 metrics["influence"] = {k: sum(v) / len(v) for k, v in metrics["holdout_i_aug"].items()}
-            if result.first_pass:
-                metrics.setdefault("first_pass", {}).setdefault(method, []).append(result.first_pass)
             for name, rows in result.last_layer_check.items():
                 metrics.setdefault("last_layer_check", {}).setdefault(name, []).append(rows)
             if result.encoder is not None and isinstance(generator, Generator) and main:
                 Augmenter(generator, result.encoder).save(out / f"augmenter-seed{seed}.pt")
-            if result.encoder is not None and task.kind == "points":
-                with torch.no_grad():
-                    shift = generator.scale * result.encoder.mean(task.train[0]).mean(0)
-                metrics.setdefault("mean_translation", []).append([float(v) for v in shift])
+            for key, value in result.summary.items():  # what the method measured of itself (toy2d: E's mean translation)
+                metrics.setdefault(key, []).append(value)
             _say(echo, f"seed {seed} {method:>14}: test accuracy {100 * result.test_accuracy:.2f}%  test loss "
                  f"{result.test_loss:.4f}  val loss {result.val_loss:.4f}  ({seconds:.1f} s)")
             write_json(out / "metrics.json", metrics)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from infaug.atomic import atomic_write
+from infaug.util.atomic import atomic_write
 from torch import Tensor
 
 

@@ -4,7 +4,11 @@ import re
 
 import pytest
 
-from infaug.config import METHODS, Config, flat, load_config, load_preset, preset_names
+from pathlib import Path
+
+from infaug.config import METHODS, RETIRED, RETIRED_AT, Config, differing_keys, flat, load_config, load_preset, preset_names
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_presets_load_and_differ_where_they_should():
@@ -17,6 +21,8 @@ def test_presets_load_and_differ_where_they_should():
     assert (ten.data.labelled, ten.data.validation) == (6000, 1000)
     toy = load_preset("toy2d")
     assert toy.classifier.arch == "mlp" and "randaugment" not in toy.run.methods
+    # the default preset's proposed is the MNIST presets' method: E's step judged by F's round per factor
+    assert default.encoder.shrink == one.encoder.shrink == ten.encoder.shrink and len(default.encoder.shrink) > 1
 
 
 def test_overrides_parse_strings_from_the_command_line():
@@ -44,21 +50,42 @@ def test_overrides_parse_strings_from_the_command_line():
         ({"kornia.trivialaugment_scale": 1.5}, ValueError, "kornia.trivialaugment_scale must be in (0, 1], got 1.5"),
         ({"encoder.shrink": "0,1.5"}, ValueError, "encoder.shrink must be a non-empty list of factors in [0, 1], got [0.0, 1.5]"),
         ({"encoder.shrink": []}, ValueError, "encoder.shrink must be a non-empty list of factors in [0, 1], got []"),
-        ({"encoder.shrink_judge": "epoch"}, ValueError, "encoder.shrink_judge must be 'last_layer' or 'round', got 'epoch'"),
-        ({"encoder.judge_horizon": "epoch"}, ValueError, "encoder.judge_horizon must be 'round' or 'end', got 'epoch'"),
-        ({"encoder.influence": "full"}, ValueError, "encoder.influence must be 'last_layer', 'network' or 'unrolled', got 'full'"),
-        ({"encoder.unroll_steps": 0}, ValueError, "encoder.unroll_steps must be >= 1, got 0"),
-        ({"encoder.unroll_lr": -1.0}, ValueError, "encoder.unroll_lr must be a finite number > 0, got -1.0"),
-        ({"encoder.network_iterations": 0}, ValueError, "encoder.network_iterations must be >= 1, got 0"),
-        ({"encoder.network_damping": 0.0}, ValueError, "encoder.network_damping must be a finite number > 0, got 0.0"),
-        ({"loop.round_candidates": 0}, ValueError, "loop.round_candidates must be >= 1, got 0"),
-        ({"loop.round_candidates": 4, "encoder.shrink": "0,1", "encoder.shrink_judge": "round"}, ValueError,
-         "loop.round_candidates must be 1 when proposed's rounds are judged by encoder.shrink_judge = 'round'"),
+        ({"encoder.shrink": "0,1,1"}, ValueError, "encoder.shrink must be a list without repeats, got [0.0, 1.0, 1.0]"),
     ],
 )
 def test_bad_values_name_the_key(overrides, error, message):
     with pytest.raises(error, match=re.escape(message)):
         load_preset("default").replace(overrides)
+
+
+@pytest.mark.parametrize("key, value", [("encoder.influence", "network"), ("encoder.influence", "unrolled"),
+                                        ("encoder.judge_horizon", "end"), ("encoder.train_at", "end"),
+                                        ("loop.round_candidates", 4)])
+def test_a_retired_experiment_is_refused_naming_its_record(key, value):
+    today = RETIRED[key]
+    with pytest.raises(ValueError, match=re.escape(f"override: {key} = {value!r} was an experiment, retired (docs/experiments.md")
+                       + f".*commit {RETIRED_AT}.*infaug now runs as {re.escape(key)} = {re.escape(repr(today))}"):
+        load_preset("default").replace({key: value})
+    assert (ROOT / "docs" / "experiments.md").exists()
+
+
+def test_a_retired_key_at_today_s_behaviour_loads_and_compares_as_absent():
+    # Every run's config.json made before the retirement holds the retired keys at these values.
+    old = Config().to_dict()
+    old["encoder"].update(shrink_judge="round", judge_horizon="round", train_at="rounds", influence="last_layer",
+                          network_damping=0.3, network_iterations=30, unroll_steps=3, unroll_lr=0.01)
+    old["loop"]["round_candidates"] = 1
+    assert Config.from_dict(old) == Config() and differing_keys(old, Config().to_dict()) == set()
+    # The last layer's judge of several factors is gone, so such a run differs; with one factor it did nothing.
+    last_layer = {**old, "encoder": {**old["encoder"], "shrink_judge": "last_layer"}}
+    assert differing_keys(last_layer, Config().to_dict()) == {"encoder.shrink_judge"}
+    with pytest.raises(ValueError, match="encoder.shrink_judge = 'last_layer' was an experiment, retired"):
+        Config.from_dict(last_layer)
+    one = {**last_layer, "encoder": {**last_layer["encoder"], "shrink": [1.0]}}
+    assert Config.from_dict(one) == Config().replace({"encoder.shrink": [1.0]})
+    assert differing_keys(one, Config().to_dict()) == {"encoder.shrink"}
+    # A retired key at another value differs from a configuration that lacks it (e.g. on --resume).
+    assert differing_keys({"encoder": {"judge_horizon": "end"}}, {}) == {"encoder.judge_horizon"}
 
 
 def test_flat_gives_the_dotted_keys_replace_takes():

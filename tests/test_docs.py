@@ -25,9 +25,7 @@ import infaug.models.generator
 import infaug.ops
 import infaug.train.checkpoint
 import infaug.train.modes
-import infaug.train.network_influence
 import infaug.train.round_judge
-import infaug.train.unrolled
 import infaug.reference
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -42,7 +40,7 @@ def test_readme_python_blocks_run(index):
 MODULES = [
     infaug.ops, infaug.reference, infaug.engine, infaug.data.mnist, infaug.data.splits, infaug.data.toy2d,
     infaug.data.datasets, infaug.data.folder, infaug.data.sources, infaug.train.checkpoint, infaug.train.modes,
-    infaug.train.network_influence, infaug.train.round_judge, infaug.train.unrolled, infaug.config, infaug.augmentations,
+    infaug.train.round_judge, infaug.config, infaug.augmentations,
     infaug.augmenter, infaug.baselines, infaug.learn, infaug.models.classifier, infaug.models.critic, infaug.models.encoder,
     infaug.models.generator,
 ]

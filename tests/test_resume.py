@@ -108,11 +108,25 @@ def test_resume_counts_a_key_added_since_the_run_as_its_default(tmp_path):
 
     config = small_config()
     ran = config.to_dict()
-    del ran["loop"]["round_candidates"]  # a run made before the key existed
+    del ran["kornia"]["randaugment_n"]  # a run made before the key existed
     (tmp_path / "config.json").write_text(json.dumps(ran))
     _check_resume(config, tmp_path, resume=True)  # the default: the same run
-    with pytest.raises(RunError, match=r"loop.round_candidates: run has no value \(the default 1\), given 2"):
-        _check_resume(config.replace({"loop.round_candidates": 2}), tmp_path, resume=True)
+    with pytest.raises(RunError, match=r"kornia.randaugment_n: run has no value \(the default 2\), given 3"):
+        _check_resume(config.replace({"kornia.randaugment_n": 3}), tmp_path, resume=True)
+
+
+def test_resume_refuses_a_run_of_a_retired_experiment(tmp_path):
+    from infaug.run import _check_resume
+
+    config = small_config()
+    ran = config.to_dict()
+    ran["encoder"]["judge_horizon"] = "end"  # made with code that is gone (docs/experiments.md)
+    (tmp_path / "config.json").write_text(json.dumps(ran))
+    with pytest.raises(RunError, match=r"encoder.judge_horizon: run has 'end', given None"):
+        _check_resume(config, tmp_path, resume=True)
+    ran["encoder"]["judge_horizon"] = "round"  # what infaug does now: the same run
+    (tmp_path / "config.json").write_text(json.dumps(ran))
+    _check_resume(config, tmp_path, resume=True)
 
 
 def small_config():
@@ -159,26 +173,30 @@ def poison(monkeypatch, phase: str) -> None:
 
 
 @pytest.mark.parametrize("phase, pattern", [
-    ("F", r"non-finite loss \(nan\) in seed 0 proposed F round 1 at step 8"),
+    ("F", r"non-finite loss \(nan\) in seed 0 proposed F round 1 at step 8"),  # E as trained: F's round after the checkpoint
+    ("F judged", r"non-finite loss \(nan\) in seed 0 proposed F round 1 candidate at step 8"),  # the round judge's first candidate
     ("G", r"non-finite loss \(nan\) in G pre-training \(critics\) at step 4"),
     ("E", r"non-finite loss \(nan\) in seed 0 proposed E round 2 at step 2"),
 ])
 def test_a_non_finite_loss_stops_the_run_and_no_checkpoint_holds_it(phase, pattern, tmp_path, monkeypatch):
-    poison(monkeypatch, phase)
-    out = tmp_path / phase
+    poison(monkeypatch, phase.split()[0])
+    out = tmp_path / phase.replace(" ", "-")
+    config = small_config() if phase == "F judged" else small_config().replace({"encoder.shrink": [1.0]})
     with pytest.raises(RunError, match=pattern) as info:
-        run(small_config(), out, echo=None)
+        run(config, out, echo=None)
     message = str(info.value)
     assert "last good checkpoint" in message and f"--resume --out {out}" in message
     assert isinstance(info.value.__cause__, NonFiniteError)
     for f in (out / "checkpoints").glob("*.pt"):
         for key, value in _tensors(torch.load(f, weights_only=True)):
             assert torch.isfinite(value).all(), (f.name, key)
-    if phase == "F":
-        assert "seed0-proposed.pt (seed0-proposed, round 1 measured and E trained)" in message
+    if phase.startswith("F"):
+        # judged, round 1 is saved once its chosen candidate has trained: the last good state is the warm-up's end
+        last = "round 1 measured and E trained" if phase == "F" else "F epoch 3 of 6"
+        assert f"seed0-proposed.pt (seed0-proposed, {last})" in message
         monkeypatch.undo()
-        resumed = run(small_config(), out, echo=None, resume=True)
-        expected = run(small_config(), tmp_path / "clean", echo=None)
+        resumed = run(config, out, echo=None, resume=True)
+        expected = run(config, tmp_path / "clean", echo=None)
         assert without_times(resumed) == without_times(expected)
 
 

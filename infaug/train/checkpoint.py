@@ -1,7 +1,7 @@
 """Checkpoints that survive a killed run, and the guard that keeps non-finite values out of them.
 
 A run's checkpoints sit in ``OUT/checkpoints/``, one file per phase (``seed0-G.pt``,
-``seed0-proposed.pt``, ...), each written atomically (:func:`infaug.atomic.atomic_write`: a
+``seed0-proposed.pt``, ...), each written atomically (:func:`infaug.util.atomic.atomic_write`: a
 temporary file, flushed and renamed), so a file under a checkpoint's name is always whole. A phase
 saves at its end and, inside long phases (G's steps, F's epochs), whenever ``every`` seconds have
 passed since its last save (``every = 0``: at every step or epoch). Before anything is written,
@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from infaug import distributed
-from infaug.atomic import atomic_write
+from infaug.util.atomic import atomic_write
 
 __all__ = ["Checkpoints", "NonFiniteError", "Phase", "check_step", "rng_states", "set_rng_states"]
 

@@ -24,7 +24,7 @@ from infaug import distributed
 from infaug.engine import LastLayerInfluence
 from infaug.train.checkpoint import check_step
 from infaug.train.modes import evaluating
-from infaug.train.progress import progress
+from infaug.util.progress import progress
 
 __all__ = ["ClassifierTrainer", "evaluate", "features", "influence_engine"]
 
@@ -33,7 +33,9 @@ Augment = Callable[[Tensor, torch.Generator], Tensor]  # a method's augmentation
 
 class ClassifierTrainer:
     """F, its optimiser and its learning-rate schedule over ``total_epochs``; ``train`` runs some of
-    those epochs, so the alternating loop can interleave other phases without restarting them."""
+    those epochs, so the alternating loop can interleave other phases without restarting them.
+    ``optimizer``: one over ``model``'s parameters to use instead of AdamW (``lr`` and
+    ``weight_decay`` are then its own); the cosine schedule scales its learning rate."""
 
     def __init__(
         self,
@@ -44,13 +46,14 @@ class ClassifierTrainer:
         lr: float,
         weight_decay: float,
         damping: float,
+        optimizer: Optional[torch.optim.Optimizer] = None,
     ) -> None:
         self.model = model
         self.forward = distributed.data_parallel(model)  # model itself in one process
         self.damping = damping
         head = set(model.head.parameters())
         body = [p for p in model.parameters() if p not in head]
-        self.optimizer = torch.optim.AdamW(
+        self.optimizer = optimizer if optimizer is not None else torch.optim.AdamW(
             [{"params": body, "weight_decay": weight_decay}, {"params": list(head), "weight_decay": 0.0}], lr=lr
         )
         total = max(1, total_epochs * steps_per_epoch)

@@ -26,7 +26,7 @@ from infaug.models import Critic, Generator, sampling_field
 from infaug.reference import base_grid
 from infaug.train.checkpoint import Phase, check_step, rng_states, set_rng_states
 from infaug.train.modes import frozen
-from infaug.train.progress import progress
+from infaug.util.progress import progress
 
 __all__ = ["GanHistory", "gradient_penalty", "pretrain_from_config", "pretrain_generator"]
 

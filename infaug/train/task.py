@@ -1,7 +1,8 @@
 """What a method is run on: the split data on its device and the factories of F, G and E.
 
 ``build_task`` turns a configuration and a seed into a :class:`Task`, the one object every method
-of a run shares, so all of them see the same splits and the same networks' architectures.
+of a run shares, so all of them see the same splits and the same networks' architectures;
+``tensor_task`` makes one of a user's own tensors (``infaug.learn_augmenter``).
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from infaug.augmentations import HeuristicAugmentation
 from infaug.config import Config
 from infaug.data import Digits
 from infaug.data.datasets import load_dataset
-from infaug.data.splits import Splits, make_splits
+from infaug.data.splits import Splits, make_splits, stratified_sample
 from infaug.data.toy2d import toy2d
-from infaug.train.seeds import derive
+from infaug.util.seeds import derive
 from infaug.models import MLP, AllConvNet, Encoder, Generator, PointEncoder, TranslationGenerator, resnet56
 
-__all__ = ["Task", "build_task", "check_task", "load_pool"]
+__all__ = ["Task", "build_task", "check_task", "load_pool", "tensor_task"]
 
 Pair = Tuple[Tensor, Tensor]
 
@@ -31,7 +32,7 @@ class Task:
     kind: str  # "images" or "points"
     train: Pair  # labelled, for F
     validation: Pair
-    test: Pair
+    test: Optional[Pair]  # None: no test split (learn_augmenter given none)
     unlabelled: Tensor  # images for G's GAN (train images included by the caller)
     encoder_rows: Tensor  # rows of ``train`` E trains on
     holdout_rows: Tensor  # rows of ``train`` E never sees
@@ -137,6 +138,31 @@ def build_task(config: Config, seed: int, device: torch.device, pool: Digits, of
         make_classifier,
         lambda: Generator(channels, height, width, latent=g.latent, spatial_latent=g.spatial_latent,
                           hidden=g.hidden, smooth=g.smooth).to(device),
+        lambda: Encoder(channels, g.latent, e.width, e.noise).to(device),
+        HeuristicAugmentation(config.heuristic),
+    )
+
+
+def tensor_task(model: nn.Module, train: Pair, validation: Pair, test: Optional[Pair], unlabelled: Optional[Tensor],
+                config: Config, seed: int) -> Task:
+    """A :class:`Task` of images already split: F is ``model`` itself, G and E are built as
+    :func:`build_task` builds them for the images' shape, and the share ``data.encoder_holdout`` of
+    the training samples (stratified, seeded) is held out from E's training."""
+    images, labels = train
+    device, (channels, height, width) = images.device, images.shape[1:]
+    rows = torch.arange(len(labels))
+    holdout, encoder_train = stratified_sample(labels.cpu(), rows, round(config.data.encoder_holdout * len(labels)),
+                                               torch.Generator().manual_seed(derive(seed, "splits")))
+    if len(encoder_train) == 0:
+        raise ValueError(f"data.encoder_holdout = {config.data.encoder_holdout} leaves none of the {len(labels)} training samples for E")
+    unlabelled = images[:0] if unlabelled is None else unlabelled.to(device)
+    splits = Splits(rows, torch.arange(len(validation[1])), torch.arange(len(unlabelled)),
+                    None if test is None else torch.arange(len(test[1])), encoder_train, holdout)
+    g, e = config.generator, config.encoder
+    return Task(
+        "images", train, validation, test, unlabelled, encoder_train.to(device), holdout.to(device), splits, lambda: model,
+        lambda: Generator(channels, height, width, latent=g.latent, spatial_latent=g.spatial_latent, hidden=g.hidden,
+                          smooth=g.smooth).to(device),
         lambda: Encoder(channels, g.latent, e.width, e.noise).to(device),
         HeuristicAugmentation(config.heuristic),
     )

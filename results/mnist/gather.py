@@ -14,7 +14,8 @@ from pathlib import Path
 # variant folder -> (base folder, the keys the variant changes: they affect only the methods it reruns[,
 # the methods a changed key affects that the variant has not rerun yet: left out, not taken from the base])
 VARIANTS = {"1pct-v2": ("1pct", {"kornia.trivialaugment_scale"}), "1pct-v3": ("1pct-v2", {"kornia.randaugment_m"}),
-            "10pct-v2": ("10pct", {"encoder.shrink"}), "10pct-v4": ("10pct-e60", {"heuristic.strength", "encoder.shrink_judge"}, {"proposed"}),
+            "10pct-v2": ("10pct", {"encoder.shrink", "encoder.shrink_judge"}),  # several factors then meant the last layer's judge
+            "10pct-v4": ("10pct-e60", {"heuristic.strength", "encoder.shrink_judge"}, {"proposed"}),
             "10pct-v5": ("10pct-v4", set()), "10pct-v6": ("10pct-v5", {"encoder.noise"}),
             "10pct-v7": ("10pct-v6", {"encoder.judge_horizon"}),
             "1pct-v4": ("1pct-e200", {"encoder.noise"}),  # a base may itself be a variant; 1pct-v4: one seed, rejected

@@ -8,15 +8,16 @@ from torch import nn
 
 import infaug
 from infaug import distributed
-from infaug.config import EncoderConfig, GeneratorConfig
+from infaug.config import Config
 
 distributed.setup("cpu")
 g = torch.Generator().manual_seed(0)
 x, y = torch.rand(48, 1, 16, 16, generator=g), torch.randint(0, 3, (48,), generator=g)
 torch.manual_seed(0)
 model = nn.Sequential(nn.Flatten(), nn.Linear(256, 16), nn.ReLU(), nn.Linear(16, 3))
-augmenter = infaug.learn_augmenter(model, (x[:32], y[:32]), (x[32:], y[32:]), gan_steps=3, encoder_steps=3,
-                                   generator_config=GeneratorConfig(batch_size=8, critic_steps=1, hidden=4),
-                                   encoder_config=EncoderConfig(batch_size=16, width=8))
+config = Config().replace({"generator.steps": 3, "generator.batch_size": 8, "generator.critic_steps": 1, "generator.hidden": 4,
+                           "encoder.steps": 3, "encoder.batch_size": 16, "encoder.width": 8, "classifier.epochs": 2,
+                           "classifier.batch_size": 16, "loop.rounds": 1})
+augmenter = infaug.learn_augmenter(model, (x[:32], y[:32]), (x[32:], y[32:]), config=config)
 torch.save({k: v.clone() for k, v in augmenter.state_dict().items()}, f"{sys.argv[1]}/rank{distributed.rank()}.pt")
 distributed.cleanup()

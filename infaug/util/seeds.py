@@ -5,7 +5,7 @@ F's initialisation with ``seed`` and its batch order with ``seed + 1`` would mak
 seed 1's initialisation. Each part takes ``derive(seed, "its name")`` instead.
 
 Example:
-    >>> from infaug.train.seeds import derive
+    >>> from infaug.util.seeds import derive
     >>> derive(0, "batches") != derive(1, "batches") != derive(0, "F")
     True
 """
