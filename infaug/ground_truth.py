@@ -190,7 +190,7 @@ def plot(result: GroundTruth, path: str | Path) -> Path:
     """Predicted against actual change of the validation loss (Koh & Liang, Figure 2), as PNG."""
     from matplotlib.figure import Figure
 
-    from infaug.report import _save_figure
+    from infaug.viz import save_figure
 
     figure = Figure(figsize=(9, 4.2))
     axes = figure.subplots(1, 2)
@@ -202,4 +202,4 @@ def plot(result: GroundTruth, path: str | Path) -> Path:
                ylabel="actual change (retrained)", title=f"{name}\npearson {a.pearson:.3f}, slope {a.slope:.2f}")
         ax.ticklabel_format(style="sci", scilimits=(-2, 2))
     figure.tight_layout()
-    return _save_figure(figure, path, dpi=110)
+    return save_figure(figure, path, dpi=110)

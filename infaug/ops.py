@@ -6,8 +6,11 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
+from infaug._extension import load
+
 __all__ = ["augment", "influence", "warp"]
 
+_C = load()  # registers torch.ops.infaug.* before anything below refers to them
 _ops = torch.ops.infaug
 
 

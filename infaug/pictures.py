@@ -9,7 +9,7 @@ import torch
 
 from infaug import report
 from infaug.models import Generator
-from infaug.reference import displacement
+from infaug.flow import displacement
 from infaug.train.loop import MethodResult
 from infaug.train.task import Task
 

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from infaug.util.atomic import atomic_write
-from infaug.viz import image_grid
+from infaug.viz import image_grid, save_figure
 
 CLASS_COLOURS = ("tab:blue", "tab:red")
 TOY_COLUMNS = (
@@ -28,10 +28,6 @@ TOY_COLUMNS = (
     "(c) augmented training data, after",
     "(d) validation data, after augmentation",
 )
-
-
-def _save_figure(figure: Figure, path: str | Path, dpi: int = 100) -> Path:
-    return atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=dpi))
 
 
 def _numpy(tensor: Tensor) -> np.ndarray:
@@ -69,7 +65,7 @@ def save_augmentations(originals: Tensor, augmented: dict[str, Tensor], path: st
         ax.set_yticks([])
         ax.spines[:].set_visible(False)
         ax.set_title(name, loc="left", fontsize=9, pad=2)  # above the row: a long name is never cut off
-    return _save_figure(figure, path)
+    return save_figure(figure, path)
 
 
 def save_flow_fields(
@@ -116,7 +112,7 @@ def save_flow_fields(
         ax.set_xlim(-0.5, w - 0.5)
         ax.set_ylim(h - 0.5, -0.5)
         ax.set_aspect("equal")
-    return _save_figure(figure, path)
+    return save_figure(figure, path)
 
 
 def save_influence_histogram(
@@ -149,7 +145,7 @@ def save_influence_histogram(
     ax.set_xlabel(f"{quantity} (negative = predicted to lower the validation loss)")
     ax.set_ylabel("count")
     ax.legend()
-    return _save_figure(figure, path)
+    return save_figure(figure, path)
 
 
 def _points(row: dict, key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -229,7 +225,7 @@ def save_toy2d_figure(rows: list[dict], path: str | Path) -> Path:
             if r == 0:
                 ax.set_title(TOY_COLUMNS[c], fontsize=10)
         axes[r, 0].set_ylabel(row["title"])
-    return _save_figure(figure, path)
+    return save_figure(figure, path)
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -408,4 +404,4 @@ def save_curves(curves: dict[str, list[float]], path: str | Path, *, title: str 
     ax.grid(alpha=0.3)
     ax.legend()
     figure.tight_layout()
-    return _save_figure(figure, path)
+    return save_figure(figure, path)

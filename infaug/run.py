@@ -25,7 +25,7 @@ from typing import Optional
 import torch
 
 from infaug import distributed, report
-from infaug.atomic import atomic_write
+from infaug.util.atomic import atomic_write
 from infaug.augmenter import Augmenter
 from infaug.config import Config, differing_keys, flat
 from infaug.models import Generator

@@ -8,8 +8,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from infaug.util.atomic import atomic_write
 from torch import Tensor
+
+from infaug.util.atomic import atomic_write
 
 
 def image_grid(images: Tensor, *, columns: int = 8, padding: int = 2) -> np.ndarray:
@@ -31,3 +32,8 @@ def save_grid(images: Tensor, path: str | Path, *, columns: int = 8, scale: int 
     picture = Image.fromarray(image_grid(images, columns=columns))
     picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
     return atomic_write(path, lambda temporary: picture.save(temporary, format="PNG"))
+
+
+def save_figure(figure, path: str | Path, dpi: int = 100) -> Path:
+    """Writes a matplotlib figure as PNG, atomically (a reader never sees half a file)."""
+    return atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=dpi))

@@ -12,7 +12,7 @@ from infaug.learn import learn
 from infaug.models import AllConvNet
 from infaug.train.loop import run_method
 from infaug.train.pretrain import pretrain
-from infaug.train.seeds import derive
+from infaug.util.seeds import derive
 from infaug.train.task import tensor_task
 
 QUICK = {"classifier.epochs": 4, "classifier.width": 4, "classifier.batch_size": 16, "generator.steps": 2,

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 import infaug
-from infaug.reference import base_grid, displacement
+from infaug.flow import base_grid, displacement
 
 __all__ = ["Generator", "TranslationGenerator", "sampling_field"]
 

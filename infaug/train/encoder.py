@@ -37,7 +37,7 @@ from infaug.engine import LastLayerInfluence
 from infaug.train.checkpoint import check_step
 from infaug.train.classifier import features
 from infaug.train.modes import frozen
-from infaug.train.progress import progress
+from infaug.util.progress import progress
 
 __all__ = ["LastLayerObjective", "Objective", "encoder_loss", "i_aug", "mean_scaler", "tau_penalty", "train_encoder"]
 

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from infaug import distributed
 from infaug.augmentations import AffineRanges, affine_fields, random_affine
 from infaug.models import Critic, Generator, sampling_field
-from infaug.reference import base_grid
+from infaug.flow import base_grid
 from infaug.train.checkpoint import Phase, check_step, rng_states, set_rng_states
 from infaug.train.modes import frozen
 from infaug.util.progress import progress

@@ -30,8 +30,8 @@ from infaug.train.encoder import LastLayerObjective, mean_scaler, train_encoder
 from infaug.train.measure import diagnose, mean_i_aug, summary
 from infaug.train.methods import make_augmentation
 from infaug.train.round_judge import choose_shrink_by_round
-from infaug.train.seeds import derive
-from infaug.train.seeds import rng as seeded
+from infaug.util.seeds import derive
+from infaug.util.seeds import rng as seeded
 from infaug.train.state import LoopState, MethodResult
 from infaug.train.task import Task
 

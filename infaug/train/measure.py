@@ -14,7 +14,7 @@ from infaug.diagnose import last_layer_check
 from infaug.train.classifier import Augment
 from infaug.train.encoder import i_aug
 from infaug.train.methods import make_augmentation
-from infaug.train.seeds import rng as seeded
+from infaug.util.seeds import rng as seeded
 from infaug.train.state import LoopState
 from infaug.train.task import Task
 

@@ -12,8 +12,8 @@ from infaug.config import Config
 from infaug.models import Generator
 from infaug.train.checkpoint import Checkpoints
 from infaug.train.gan import pretrain_from_config
-from infaug.train.seeds import derive
-from infaug.train.seeds import rng as seeded
+from infaug.util.seeds import derive
+from infaug.util.seeds import rng as seeded
 from infaug.train.task import Task
 
 __all__ = ["pretrain"]
