@@ -35,6 +35,9 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from infaug.util.seeds import derive
+from infaug.util.seeds import rng as seeded
+
 __all__ = [
     "agree", "all_gather_objects", "all_reduce_sum", "backend_for", "barrier", "cleanup",
     "data_parallel", "is_distributed", "is_main", "launched_by_torchrun", "rank", "rank_rng", "rank_states", "restore_rank_rng", "sync_buffers",
@@ -157,9 +160,7 @@ def rank_rng(seed: int, part: str, shared: torch.Generator) -> torch.Generator:
     what it drew before; on P > 1 ranks a stream derived from the run's seed, ``part`` and the rank."""
     if not is_distributed():
         return shared
-    from infaug.util.seeds import rng
-
-    return rng(seed, f"{part}/rank {rank()} of {world_size()}")
+    return seeded(seed, f"{part}/rank {rank()} of {world_size()}")
 
 
 def data_parallel(module: torch.nn.Module) -> torch.nn.Module:
@@ -196,8 +197,6 @@ def restore_rank_rng(states: Optional[list], generator: torch.Generator, seed: i
     if states is not None and len(states) == world_size():
         generator.set_state(states[rank()])
         return
-    from infaug.util.seeds import derive
-
     generator.manual_seed(derive(seed, f"{part}/rank {rank()} of {world_size()}/resumed at {position}"))
 
 

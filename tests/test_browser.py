@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a headless browser
+
 from infaug.config import load_preset
 from infaug.report import HEADERS
 from infaug.run import run

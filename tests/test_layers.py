@@ -138,3 +138,24 @@ def test_the_configuration_imports_without_the_extension():
         "assert 'infaug._C' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def long_functions(root: Path = PACKAGE, limit: int = 60) -> list[str]:
+    """Functions over ``limit`` lines whose ``def`` line carries no ``# long: <why>``."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                header = lines[node.lineno - 1 : node.body[0].lineno - 1]  # the def, over its lines
+                if length > limit and not any("# long: " in line for line in header):
+                    found.append(f"{path.relative_to(root.parent)}:{node.lineno}: {node.name} has {length} lines")
+    return found
+
+
+def test_no_function_is_long_without_its_reason(tmp_path):
+    assert long_functions() == []
+    body = "".join(f"    x{i} = {i}\n" for i in range(60))
+    (tmp_path / "long.py").write_text(f"def plain():\n{body}\n\ndef excused():  # long: a table\n{body}")
+    assert [line.split(": ")[1] for line in long_functions(tmp_path)] == ["plain has 61 lines"]

@@ -75,6 +75,7 @@ def uninterrupted(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # a killed subprocess run
 def test_sigkill_then_resume_gives_the_uninterrupted_metrics(uninterrupted, tmp_path):
     out = tmp_path / "killed"
     # Killed inside G's pre-training (after its first checkpoint), then inside proposed's F epochs.
@@ -94,6 +95,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_metrics(uninterrupted, tmp_
     assert not list((out / "checkpoints").glob("*.tmp"))
 
 
+@pytest.mark.slow  # a killed subprocess run
 def test_a_folder_with_an_unfinished_run_is_not_overwritten(tmp_path):
     out = tmp_path / "run"
     kill_when(cli(out), out / "checkpoints" / "seed0-G.pt")

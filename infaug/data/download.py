@@ -116,6 +116,54 @@ def _network_error(error: BaseException) -> str:
     return f"connection error: {type(error).__name__}: {error}" if str(error) else f"connection error: {type(error).__name__}"
 
 
+def _open(url: str, offset: int, timeout: float, start_over: Callable[[], None]):
+    """The response to a request for ``url`` from byte ``offset``, or None when the server has
+    nothing past it (HTTP 416: ``.part`` already holds the whole file, which is checked next)."""
+    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    try:
+        request = urllib.request.Request(url, headers=headers)
+    except ValueError as error:
+        raise _GiveUp(f"bad URL: {error}")
+    try:
+        return urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as error:
+        status, reason = error.code, error.reason
+        content_range = (error.headers.get("Content-Range") if error.headers else None) or ""
+        error.close()
+        if status == 416 and offset:
+            # Nothing past byte `offset`: the whole file, or more than the server has.
+            match = re.match(r"bytes \*/(\d+)", content_range)
+            if match and int(match.group(1)) != offset:
+                start_over()
+                raise _Retry(f"HTTP 416 for Range bytes={offset}- (the file has {match.group(1)} bytes); starting over")
+            return None
+        if status in RETRIABLE_STATUS:
+            raise _Retry(f"HTTP {status} {reason}")
+        raise _GiveUp(f"HTTP {status} {reason}")
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
+        raise _Retry(_network_error(error))
+
+
+def _copy(response, out, offset: int, length: Optional[int], bar) -> None:
+    """Copies the response's body into the open file ``out`` (which holds ``offset`` bytes)."""
+    received = 0
+    while True:
+        try:
+            chunk = response.read(CHUNK)
+        except (http.client.HTTPException, OSError, ValueError) as error:
+            raise _Retry(f"{_network_error(error)} after {offset + received} bytes")
+        if not chunk:
+            break
+        out.write(chunk)  # a local error (disk full) is not the mirror's: it propagates
+        received += len(chunk)
+        if bar is not None:
+            bar.update(len(chunk))
+    if length is not None and received < length:
+        raise _Retry(f"connection closed after {offset + received} of {offset + length} bytes")
+
+
 def _attempt(url: str, part: Path, timeout: float, bar, log: Callable[[str], None], state: dict) -> None:
     """One request for ``url`` into ``part``, resuming from its bytes with a Range request. Sets
     ``state["inherited"]`` False when it throws away the bytes ``part`` held before."""
@@ -125,33 +173,9 @@ def _attempt(url: str, part: Path, timeout: float, bar, log: Callable[[str], Non
         part.unlink(missing_ok=True)
 
     offset = _size(part)
-    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    try:
-        request = urllib.request.Request(url, headers=headers)
-    except ValueError as error:
-        raise _GiveUp(f"bad URL: {error}")
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as error:
-        status, reason = error.code, error.reason
-        content_range = (error.headers.get("Content-Range") if error.headers else None) or ""
-        error.close()
-        if status == 416 and offset:
-            # Nothing past byte `offset`: `.part` already holds the whole file (checked next), or
-            # more than the server has.
-            match = re.match(r"bytes \*/(\d+)", content_range)
-            if match and int(match.group(1)) != offset:
-                start_over()
-                raise _Retry(f"HTTP 416 for Range bytes={offset}- (the file has {match.group(1)} bytes); starting over")
-            return
-        if status in RETRIABLE_STATUS:
-            raise _Retry(f"HTTP {status} {reason}")
-        raise _GiveUp(f"HTTP {status} {reason}")
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
-        raise _Retry(_network_error(error))
-
+    response = _open(url, offset, timeout, start_over)
+    if response is None:
+        return
     with response:
         status = getattr(response, "status", None) or 200  # file:// answers have no status
         length = response.headers.get("Content-Length")
@@ -173,21 +197,8 @@ def _attempt(url: str, part: Path, timeout: float, bar, log: Callable[[str], Non
         if bar is not None:
             bar.reset(total=offset + length if length is not None else None)
             bar.update(offset)
-        received = 0
         with open(part, mode) as out:
-            while True:
-                try:
-                    chunk = response.read(CHUNK)
-                except (http.client.HTTPException, OSError, ValueError) as error:
-                    raise _Retry(f"{_network_error(error)} after {offset + received} bytes")
-                if not chunk:
-                    break
-                out.write(chunk)  # a local error (disk full) is not the mirror's: it propagates
-                received += len(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
-        if length is not None and received < length:
-            raise _Retry(f"connection closed after {offset + received} of {offset + length} bytes")
+            _copy(response, out, offset, length, bar)
 
 
 def _fetch(url: str, part: Path, retries: int, backoff: float, timeout: float, bar, log) -> bool:
@@ -252,6 +263,31 @@ def _fetch_file(
     return failures or [("(no mirror)", "no mirror to try: give one with --mirror URL or INFAUG_MIRRORS")]
 
 
+def _present(final: Path, file: DataFile, say: Callable[[str], None]) -> bool:
+    """True when ``final`` holds a good copy; deletes a corrupt one (to be fetched again)."""
+    if not final.exists():
+        return False
+    try:
+        check_file(final, file)
+    except CorruptFileError as error:
+        problem = str(error).split("; delete it")[0]
+        say(f"{file.name}: present but fails its check ({problem}); deleting it and fetching it again")
+        final.unlink()
+        return False
+    say(f"{file.name}: already present, MD5 verified; skipped")
+    return True
+
+
+def _failure_report(source: Source, raw: Path, failed: dict) -> str:
+    lines = [f"could not fetch {len(failed)} file(s) of {source.name} into {raw}:"]
+    for file_name, failures in failed.items():
+        partial = raw / (file_name + ".part")
+        kept = f"; {_size(partial)} bytes kept in {partial.name}, resumed next time" if _size(partial) else ""
+        lines.append(f"  {file_name}: every mirror failed{kept}")
+        lines += [f"    {url}: {reason}" for url, reason in failures]
+    return "\n".join(lines)
+
+
 def download(
     name: str | Source,
     data_dir: str | Path,
@@ -286,17 +322,8 @@ def download(
 
     failed = {}
     for file in source.files:
-        final = raw / file.name
-        if final.exists():
-            try:
-                check_file(final, file)
-            except CorruptFileError as error:
-                problem = str(error).split("; delete it")[0]
-                say(f"{file.name}: present but fails its check ({problem}); deleting it and fetching it again")
-                final.unlink()
-            else:
-                say(f"{file.name}: already present, MD5 verified; skipped")
-                continue
+        if _present(raw / file.name, file, say):
+            continue
         bar = tqdm(
             total=file.size, desc=file.name, unit="B", unit_scale=True, unit_divisor=1024,
             disable=not enabled(), leave=False, dynamic_ncols=True,
@@ -308,12 +335,6 @@ def download(
         if failures:
             failed[file.name] = failures
     if failed:
-        lines = [f"could not fetch {len(failed)} file(s) of {source.name} into {raw}:"]
-        for file_name, failures in failed.items():
-            partial = raw / (file_name + ".part")
-            kept = f"; {_size(partial)} bytes kept in {partial.name}, resumed next time" if _size(partial) else ""
-            lines.append(f"  {file_name}: every mirror failed{kept}")
-            lines += [f"    {url}: {reason}" for url, reason in failures]
-        raise DownloadError("\n".join(lines))
+        raise DownloadError(_failure_report(source, raw, failed))
     say(f"{source.name} is in {raw.resolve()}; pass --data-dir {root.resolve()} (e.g. infaug run --data-dir {root.resolve()})")
     return raw

@@ -16,6 +16,7 @@ scores its outputs with the critics themselves, not their DDP wrappers: they are
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -52,6 +53,89 @@ class GanHistory:
     generator_loss: list = field(default_factory=list)
     flow_mse: list = field(default_factory=list)
 
+    def append(self, *values: Tensor) -> None:
+        """One step's values, in the order of the fields (on P > 1 ranks, their mean over the ranks)."""
+        stacked = torch.stack([value.detach().double() for value in values])
+        if distributed.world_size() > 1:
+            stacked = distributed.all_reduce_sum(stacked.cpu()) / distributed.world_size()
+        for name, value in zip(vars(self), stacked.tolist()):
+            getattr(self, name).append(value)
+
+
+def _rank_batch_size(batch_size: int) -> int:
+    """This rank's share of the global batch (all of it in one process)."""
+    parts = distributed.world_size()
+    if parts == 1:
+        return batch_size
+    share = distributed.shard_sizes(batch_size)[distributed.rank()]
+    if share == 0:
+        raise ValueError(f"generator.batch_size is below the number of processes, {parts}")
+    return share
+
+
+class _Wgan:
+    """G, its two critics and both optimisers: one critic step, one generator step, the state."""
+
+    def __init__(self, generator: Generator, channels: int, *, critic_width: int, lr: float, device: torch.device) -> None:
+        self.generator = generator
+        self.image_critic, self.flow_critic = Critic(channels, critic_width).to(device), Critic(2, critic_width).to(device)
+        self.critic_parameters = list(self.image_critic.parameters()) + list(self.flow_critic.parameters())
+        self.critic_optimizer = torch.optim.Adam(self.critic_parameters, lr=lr, betas=(0.5, 0.9))
+        self.generator_optimizer = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.9))
+        # the modules themselves in one process; in DistributedDataParallel on P > 1 ranks
+        self.image_critic_ddp = distributed.data_parallel(self.image_critic)
+        self.flow_critic_ddp = distributed.data_parallel(self.flow_critic)
+        self.generator_ddp = distributed.data_parallel(generator)
+
+    _MODULES = ("generator", "image_critic", "flow_critic", "critic_optimizer", "generator_optimizer")
+
+    def state_dict(self) -> dict:
+        return {name: getattr(self, name).state_dict() for name in self._MODULES}
+
+    def load_state_dict(self, saved: dict) -> None:
+        for name in self._MODULES:
+            getattr(self, name).load_state_dict(saved[name])
+
+    def critic_step(self, real: Tensor, source: Tensor, real_flows: Callable[[], Tensor], *, penalty_weight: float, rng, step: int) -> tuple:
+        """Critics: maximise critic(real) - critic(fake), minus the gradient penalty. ``real_flows``
+        draws the sampling fields of random affine transforms (the flow critic's real samples),
+        after G's latents, from the same stream."""
+        g = self.generator
+        with torch.no_grad():
+            params = g.transform_parameters(g.sample_latent(len(source), generator=rng))
+            fake, fake_flow = g.apply_parameters(source, params), sampling_field(params[0], params[1], g.smooth)
+        flow = real_flows()
+        image_gap = self.image_critic_ddp(real).mean() - self.image_critic_ddp(fake).mean()
+        flow_gap = self.flow_critic_ddp(flow).mean() - self.flow_critic_ddp(fake_flow).mean()
+        image_gp = gradient_penalty(self.image_critic_ddp, real, fake, rng)
+        flow_gp = gradient_penalty(self.flow_critic_ddp, flow, fake_flow, rng)
+        loss = -(image_gap + flow_gap) + penalty_weight * (image_gp + flow_gp)
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        check_step("G pre-training (critics)", step, loss, self.critic_parameters)
+        self.critic_optimizer.step()
+        return image_gap, flow_gap, image_gp, flow_gp
+
+    def generator_step(self, source: Tensor, identity: Tensor, *, anti_identity: float, eps: float, rng, step: int) -> tuple:
+        """G: maximise both critics' scores of its outputs, and stay away from the identity."""
+        g = self.generator
+        tau = g.sample_latent(len(source), generator=rng)
+        fake, params = self.generator_ddp(source, tau, return_params=True)
+        fake_flow = sampling_field(params[0], params[1], g.smooth)
+        flow_mse = (fake_flow - identity).square().mean()
+        image_mse = (fake - source).square().mean()
+        with frozen(self.image_critic, self.flow_critic):  # the critics are fixed in G's step
+            loss = (
+                -self.image_critic(fake).mean()
+                - self.flow_critic(fake_flow).mean()
+                + anti_identity * (1 / (flow_mse + eps) + 1 / (image_mse + eps))
+            )
+            self.generator_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        check_step("G pre-training (generator)", step, loss, g.parameters())
+        self.generator_optimizer.step()
+        return loss, flow_mse
+
 
 def pretrain_generator(
     generator: Generator,
@@ -76,39 +160,19 @@ def pretrain_generator(
     loss or gradient raises :class:`infaug.train.checkpoint.NonFiniteError` before any step.
     On P > 1 ranks ``rng`` is this rank's stream and ``seed`` (the run's) reseeds it when a run
     resumes on another number of ranks."""
-    device = images.device
-    parts = distributed.world_size()
-    if parts > 1:
-        batch_size = distributed.shard_sizes(batch_size)[distributed.rank()]
-        if batch_size == 0:
-            raise ValueError(f"generator.batch_size is below the number of processes, {parts}")
+    device, batch_size = images.device, _rank_batch_size(batch_size)
     _, c, h, w = images.shape
-    image_critic, flow_critic = Critic(c, critic_width).to(device), Critic(2, critic_width).to(device)
-    critic_optimizer = torch.optim.Adam(
-        list(image_critic.parameters()) + list(flow_critic.parameters()), lr=lr, betas=(0.5, 0.9)
-    )
-    generator_optimizer = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.9))
-    # the modules themselves in one process; in DistributedDataParallel on P > 1 ranks
-    image_critic_step, flow_critic_step = distributed.data_parallel(image_critic), distributed.data_parallel(flow_critic)
-    generator_step = distributed.data_parallel(generator)
+    wgan = _Wgan(generator, c, critic_width=critic_width, lr=lr, device=device)
     identity = base_grid(h, w, align_corners=False, dtype=images.dtype, device=device)
     history, start = GanHistory(), 0
 
     def state() -> dict:
-        return {
-            "step": len(history.generator_loss), "generator": generator.state_dict(),
-            "image_critic": image_critic.state_dict(), "flow_critic": flow_critic.state_dict(),
-            "critic_optimizer": critic_optimizer.state_dict(), "generator_optimizer": generator_optimizer.state_dict(),
-            "history": vars(history), "rng": rng_states(rng=rng), "rank_rng": distributed.rank_states(rng),
-        }
+        return {"step": len(history.generator_loss), **wgan.state_dict(), "history": vars(history),
+                "rng": rng_states(rng=rng), "rank_rng": distributed.rank_states(rng)}
 
     saved = checkpoint.load() if checkpoint is not None else None
     if saved is not None:
-        generator.load_state_dict(saved["generator"])
-        image_critic.load_state_dict(saved["image_critic"])
-        flow_critic.load_state_dict(saved["flow_critic"])
-        critic_optimizer.load_state_dict(saved["critic_optimizer"])
-        generator_optimizer.load_state_dict(saved["generator_optimizer"])
+        wgan.load_state_dict(saved)
         history, start = GanHistory(**saved["history"]), saved["step"]
         set_rng_states(saved["rng"], rng=rng)
         distributed.restore_rank_rng(saved.get("rank_rng"), rng, seed, "G pre-training", f"G step {start}")
@@ -121,48 +185,13 @@ def pretrain_generator(
         return sampling_field(*affine_fields(theta, h, w), generator.smooth)
 
     generator.train()
-    critic_parameters = list(image_critic.parameters()) + list(flow_critic.parameters())
     for step in progress(range(start + 1, steps + 1), desc="G (WGAN-GP)", unit="step", initial=start, total=steps):
-        # Critics: maximise critic(real) - critic(fake), minus the gradient penalty.
         for _ in range(critic_steps):
             real, source = batch(), batch()
-            with torch.no_grad():
-                tau = generator.sample_latent(batch_size, generator=rng)
-                params = generator.transform_parameters(tau)
-                fake, fake_flow = generator.apply_parameters(source, params), sampling_field(params[0], params[1], generator.smooth)
-            flow = real_flows()
-            image_gap = image_critic_step(real).mean() - image_critic_step(fake).mean()
-            flow_gap = flow_critic_step(flow).mean() - flow_critic_step(fake_flow).mean()
-            image_gp = gradient_penalty(image_critic_step, real, fake, rng)
-            flow_gp = gradient_penalty(flow_critic_step, flow, fake_flow, rng)
-            critic_loss = -(image_gap + flow_gap) + gradient_penalty_weight * (image_gp + flow_gp)
-            critic_optimizer.zero_grad(set_to_none=True)
-            critic_loss.backward()
-            check_step("G pre-training (critics)", step, critic_loss, critic_parameters)
-            critic_optimizer.step()
-        # G: maximise both critics' scores of its outputs, and stay away from the identity.
-        source = batch()
-        tau = generator.sample_latent(batch_size, generator=rng)
-        fake, params = generator_step(source, tau, return_params=True)
-        fake_flow = sampling_field(params[0], params[1], generator.smooth)
-        flow_mse = (fake_flow - identity).square().mean()
-        image_mse = (fake - source).square().mean()
-        with frozen(image_critic, flow_critic):  # the critics are fixed in G's step
-            generator_loss = (
-                -image_critic(fake).mean()
-                - flow_critic(fake_flow).mean()
-                + anti_identity * (1 / (flow_mse + anti_identity_eps) + 1 / (image_mse + anti_identity_eps))
-            )
-            generator_optimizer.zero_grad(set_to_none=True)
-            generator_loss.backward()
-        check_step("G pre-training (generator)", step, generator_loss, generator.parameters())
-        generator_optimizer.step()
-        names = ("image_distance", "flow_distance", "image_penalty", "flow_penalty", "generator_loss", "flow_mse")
-        values = torch.stack([v.detach().double() for v in (image_gap, flow_gap, image_gp, flow_gp, generator_loss, flow_mse)])
-        if parts > 1:  # the history of the mean over the ranks
-            values = distributed.all_reduce_sum(values.cpu()) / parts
-        for name, value in zip(names, values.tolist()):
-            getattr(history, name).append(value)
+            gaps = wgan.critic_step(real, source, real_flows, penalty_weight=gradient_penalty_weight, rng=rng, step=step)
+        generator_loss, flow_mse = wgan.generator_step(batch(), identity, anti_identity=anti_identity,
+                                                         eps=anti_identity_eps, rng=rng, step=step)
+        history.append(*gaps, generator_loss, flow_mse)
         if checkpoint is not None and step < steps:
             checkpoint.save(state, force=False, note=f"G step {step} of {steps}")
     generator.eval()

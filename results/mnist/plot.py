@@ -16,7 +16,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from infaug.report import _save_figure
+from infaug.viz import save_figure
 
 # table -> (title, the paper's proposed, the aim)
 PANELS = {"1pct-w64": ("1% of the labels, F width 64 (committed preset)", 96.7, 98.0),
@@ -79,7 +79,7 @@ def draw(gathered: dict) -> Figure:
 def main() -> None:
     root = Path(__file__).resolve().parent
     figure = draw(json.loads((root.parent / "mnist.json").read_text()))
-    print(f"wrote {_save_figure(figure, root / 'accuracy.png')}")
+    print(f"wrote {save_figure(figure, root / 'accuracy.png')}")
 
 
 if __name__ == "__main__":
