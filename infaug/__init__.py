@@ -28,6 +28,8 @@ _PUBLIC = {
 
 
 def __getattr__(name: str):
+    if name == "_C":  # the compiled extension itself (with_cuda, torch_version), loaded by infaug.ops
+        return importlib.import_module("infaug.ops")._C
     module = _PUBLIC.get(name)
     if module is None:
         raise AttributeError(f"module 'infaug' has no attribute {name!r}")

@@ -11,6 +11,7 @@ imports load the cached build; a new torch or changed sources build anew, once.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import sys
 import time
@@ -30,7 +31,7 @@ _BUILD_HINT = (
 def load() -> ModuleType:
     """Imports ``infaug._C``, which registers the ``torch.ops.infaug`` operators."""
     try:
-        from infaug import _C
+        _C = importlib.import_module("infaug._C")  # the submodule itself, not the package's lazy attribute
     except ImportError as error:  # none installed (a plain `pip install .`), or one that cannot load here
         return compile_for_runtime(reason=str(error))
     if _C.torch_version != torch.__version__:

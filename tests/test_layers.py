@@ -134,10 +134,14 @@ def test_the_configuration_imports_without_the_extension():
         "loaded = [m for m in ('infaug._C', 'infaug.ops', 'infaug._extension', 'infaug.augmentations') if m in sys.modules]\n"
         "assert not loaded, loaded\n"
         "import infaug\n"
-        "infaug.warp\n"
-        "assert 'infaug._C' in sys.modules\n"
+        "assert infaug._C.torch_version  # the extension as a lazy attribute, loaded by infaug.ops\n"
+        "assert 'infaug._C' in sys.modules and infaug.warp is sys.modules['infaug.ops'].warp\n"
+        "import os\n"
+        "assert os.path.dirname(infaug._C.__file__) == os.path.dirname(infaug.__file__), infaug._C.__file__  # the built one\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # the built extension loads; nothing is compiled again
 
 
 def long_functions(root: Path = PACKAGE, limit: int = 60) -> list[str]:
