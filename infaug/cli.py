@@ -168,6 +168,7 @@ def parser() -> argparse.ArgumentParser:
     from infaug.config import preset_names
 
     main = argparse.ArgumentParser(prog="infaug", description="Learned data augmentation judged by influence functions.")
+    main.add_argument("--version", action="version", version=f"infaug {infaug.__version__} (torch {torch.__version__})")
     commands = main.add_subparsers(dest="command", required=True)
     r = commands.add_parser("run", help="learn an augmentation by influence and compare it with the baselines")
     r.add_argument("--preset", default=None, choices=preset_names(), help="a shipped configuration to start from (default: default)")

@@ -23,3 +23,15 @@ def test_check_influence_command(tmp_path, capsys):
     main(["check-influence", *data, "--out", str(tmp_path), "--train", "1000", "--removals", "6", "--replacements", "6"])
     out = capsys.readouterr().out
     assert "pearson" in out and (tmp_path / "influence.png").exists()
+
+
+def test_version_is_the_package_s_and_the_installed_metadata_s(capsys):
+    import importlib.metadata
+
+    import infaug
+
+    with pytest.raises(SystemExit) as exit:
+        main(["--version"])
+    assert exit.value.code == 0
+    assert capsys.readouterr().out.startswith(f"infaug {infaug.__version__} (torch ")
+    assert importlib.metadata.version("infaug") == infaug.__version__  # pyproject reads it from the package

@@ -1,12 +1,13 @@
 """The committed MNIST results: results/mnist.json is what results/mnist/gather.py makes of the
-committed runs (results/mnist/SETTING/seedS/metrics.json), and every README table introduced as
-"table `SETTING`" shows that setting's summary, figure by figure."""
+committed runs (results/mnist/TABLE/seedS/, a whole run or its parts), and every README table
+introduced as "table `TABLE`):" shows that table's summary, figure by figure."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -34,9 +35,10 @@ def test_mnist_json_is_what_gather_makes_of_the_committed_runs(gathered):
     assert json.loads(json.dumps(gathered)) == committed  # through JSON, as main() writes it
 
 
-def readme_tables(path: Path = ROOT / "README.md") -> dict[str, list[list[str]]]:
-    """{SETTING: the rows (cells) of the first markdown table after the text "table `SETTING`)"}."""
-    text = path.read_text()
+def readme_tables(path: Path | None = None) -> dict[str, list[list[str]]]:
+    """{TABLE: the rows (cells) of the first markdown table after the text "table `TABLE`):"} of
+    ``path`` (the README)."""
+    text = (path or ROOT / "README.md").read_text()
     tables = {}
     for match in re.finditer(r"table `([\w-]+)`\):", text):
         lines = text[match.end():].splitlines()
@@ -50,26 +52,69 @@ def readme_tables(path: Path = ROOT / "README.md") -> dict[str, list[list[str]]]
     return tables
 
 
-def test_the_readme_tables_show_the_gathered_figures(gathered):
-    tables = readme_tables()
-    assert {"1pct-w64", "10pct-w64"} <= tables.keys()  # the committed presets' tables
+def check_table(name: str, rows: list[list[str]], summary: dict) -> None:
+    """A README table's rows show ``summary`` (a gathered table's), figure by figure."""
+    assert [row[0] for row in rows] == list(summary), name
+    for method, seeds, accuracy, _paper, versus, *_ in rows:
+        s = summary[method]
+        assert int(seeds) == s["seeds"], (name, method)
+        assert accuracy.strip("*") == f"{s['test_accuracy_mean']:.2f} ± {s['test_accuracy_sd']:.2f}", (name, method)
+        if method == "proposed":
+            assert versus == "", name
+            continue
+        expected = f"{s['proposed_minus_this_mean']:+.2f} ({s['proposed_wins']} of {s['seeds']}"
+        assert versus.startswith(expected), (name, method, versus, expected)
+        t = re.search(r"; (-?[\d.]+)\)$", versus)
+        if t:  # the paired t, where the table gives it
+            assert t.group(1) == f"{s['proposed_minus_this_t']:.2f}", (name, method)
+
+
+def current_tables(gathered: dict) -> list[str]:
+    return [name for name, table in gathered.items() if table["current"]]
+
+
+def test_mnist_json_marks_the_current_tables(gathered):
+    assert current_tables(gathered) == ["1pct", "10pct"]  # the committed presets' tables
+    assert set(gathered) == {"1pct", "10pct", "1pct-control"}  # and the control, reported but not current
+
+
+def test_the_results_page_tables_show_the_gathered_figures(gathered):
+    tables = readme_tables(ROOT / "docs" / "results.md")
+    assert set(current_tables(gathered)) <= tables.keys()
+    for name, rows in tables.items():
+        assert name in gathered, f"docs/results.md's table {name!r} is not one of results/mnist.json's {sorted(gathered)}"
+        check_table(name, rows, gathered[name]["summary"])
+
+
+def test_the_record_tables_show_the_gathered_figures(gathered):
+    """The record's tables of the tree's tables (the control); the others are of folders removed
+    since, checked by the next test."""
     record = readme_tables(RESULTS / "mnist" / "README.md")
-    assert {"1pct-v5", "10pct-v6"} <= record.keys()  # the presets before the capacity trial, now in the record
-    for setting, rows in [*tables.items(), *record.items()]:
-        summary = gathered[setting]["summary"]
-        assert [row[0] for row in rows] == list(summary), setting
-        for method, seeds, accuracy, _paper, versus, *_ in rows:
-            s = summary[method]
-            assert int(seeds) == s["seeds"], (setting, method)
-            assert accuracy.strip("*") == f"{s['test_accuracy_mean']:.2f} ± {s['test_accuracy_sd']:.2f}", (setting, method)
-            if method == "proposed":
-                assert versus == "", setting
-                continue
-            expected = f"{s['proposed_minus_this_mean']:+.2f} ({s['proposed_wins']} of {s['seeds']}"
-            assert versus.startswith(expected), (setting, method, versus, expected)
-            t = re.search(r"; (-?[\d.]+)\)$", versus)
-            if t:  # the paired t, where the table gives it
-                assert t.group(1) == f"{s['proposed_minus_this_t']:.2f}", (setting, method)
+    assert "1pct-control" in record
+    for name, rows in record.items():
+        if name in gathered:
+            check_table(name, rows, gathered[name]["summary"])
+
+
+REMOVED_AT = "f3078cb"  # the commit whose tree holds the run folders removed since (the record's "The folders removed")
+
+
+def test_the_record_tables_of_removed_folders_show_the_figures_of_their_commit(gathered):
+    """The record's tables of earlier presets (1pct-v5, 10pct-v6: F at width 32) name tables whose
+    runs left the tree after commit REMOVED_AT; they show that commit's results/mnist.json, which
+    that commit's tests checked was what its gather.py made of its runs."""
+    record = readme_tables(RESULTS / "mnist" / "README.md")
+    removed = {name: rows for name, rows in record.items() if name not in gathered}
+    assert {"1pct-v5", "10pct-v6"} <= removed.keys()
+    try:
+        text = subprocess.run(["git", "-C", str(ROOT), "show", f"{REMOVED_AT}:results/mnist.json"],
+                              capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip(f"no git history with commit {REMOVED_AT} here")
+    then = json.loads(text)
+    for name, rows in removed.items():
+        assert name in then, f"the record's table {name!r} is neither in results/mnist.json nor at {REMOVED_AT}"
+        check_table(name, rows, then[name]["summary"])
 
 
 def glance_rows() -> list[list[str]]:
@@ -86,7 +131,7 @@ def glance_setting(first_cell: str) -> tuple[str, int]:
 
 def test_the_readme_glance_table_shows_the_gathered_means(gathered):
     rows = glance_rows()
-    assert len(rows) == 2
+    assert [glance_setting(first)[0] for first, *_ in rows] == current_tables(gathered)
     for first, *cells, _paper in rows:
         setting, seeds = glance_setting(first)
         summary = gathered[setting]["summary"]
@@ -95,74 +140,143 @@ def test_the_readme_glance_table_shows_the_gathered_means(gathered):
             assert cell.strip("*") == f"{s['test_accuracy_mean']:.2f} ± {s['test_accuracy_sd']:.2f}" and s["seeds"] == seeds, (setting, cell)
 
 
-def test_the_glance_tables_ran_the_committed_presets():
-    """Each glance row's own runs (its setting's folder; gather.py checks the methods it takes from a
-    base folder against them) have the configuration of the preset the README calls committed, but
-    for the seeds, methods and paths; a key added to infaug after a run counts as its default."""
+def table_runs(table: str) -> list[Path]:
+    """The metrics.json of every run of a table folder: whole seeds' and parts'."""
+    folder = RESULTS / "mnist" / table
+    return sorted([*folder.glob("seed*/metrics.json"), *folder.glob("seed*/part-*/metrics.json")])
+
+
+def test_the_current_tables_ran_the_committed_presets(gathered):
+    """Every run of each current table (every part of every seed) has the configuration of its
+    preset as committed, but for the seeds, methods and paths; a key added to infaug after a run
+    counts as its default."""
     from infaug.config import differing_keys, flat, load_preset
 
     free = {"run.seeds", "run.methods", "run.device", "data.data_dir", "preset"}
-    for first, *_ in glance_rows():
-        setting, _seeds = glance_setting(first)
-        preset = load_preset("mnist-" + setting.split("-")[0]).to_dict()
-        paths = sorted((RESULTS / "mnist" / setting).glob("seed*/metrics.json"))
-        assert paths, setting
+    for table in current_tables(gathered):
+        preset = load_preset("mnist-" + table.split("-")[0]).to_dict()
+        paths = table_runs(table)
+        assert paths, table
         for path in paths:
             ran = json.loads(path.read_text())["config"]
             differ = differing_keys(preset, ran) - free
             assert not differ, (str(path.relative_to(ROOT)), {k: (flat(preset).get(k), flat(ran).get(k)) for k in sorted(differ)})
 
 
-def write_seed(root: Path, folder: str, seed: int, methods: dict, **config):
-    """A finished seed's metrics.json: methods {name: accuracy}, config {"section.key": value}."""
-    nested = {"run": {"seeds": [seed]}}
+def test_the_committed_pictures_are_seed_zeros():
+    """Each table keeps the pictures and report of its seed 0 only (the tree stays small); every
+    seed keeps its metrics, configuration and logs."""
+    for table in ("1pct", "10pct", "1pct-control"):
+        runs = table_runs(table)
+        assert runs, table
+        for metrics in runs:
+            run = metrics.parent
+            seed = run if run.name.startswith("seed") else run.parent
+            assert (run / "config.json").exists() and (run / "run.log").exists(), run
+            assert run.with_name(run.name + ".log").exists(), run  # infaug run's output, beside its folder
+            pictures = sorted(p.name for p in run.glob("*.png")) + sorted(p.name for p in run.glob("report.html"))
+            if seed.name == "seed0":
+                assert "report.html" in pictures and "augmentations.png" in pictures, run
+            else:
+                assert not pictures, run
+
+
+def write_run(out: Path, seed: int, methods: dict, unfinished: tuple = (), **config) -> None:
+    """A run's metrics.json in ``out``: methods {name: accuracy} (``unfinished``: listed, not yet
+    run, as infaug run writes them), config {"section.key": value}, splits by the seed."""
+    nested = {"run": {"seeds": [seed], "methods": [*methods, *unfinished]}}
     for key, value in config.items():
         section, name = key.split(".")
         nested.setdefault(section, {})[name] = value
-    metrics = {"methods": {m: {"test_accuracy": [a], "seconds": [1.0]} for m, a in methods.items()}, "config": nested, "rounds": {}}
-    path = root / folder / f"seed{seed}" / "metrics.json"
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(metrics))
+    entries = {m: {"test_accuracy": [a], "seconds": [1.0]} for m, a in methods.items()}
+    entries.update({m: {"test_accuracy": [], "seconds": []} for m in unfinished})
+    metrics = {"methods": entries, "config": nested, "rounds": {m: [[{"round": 1}]] for m in methods},
+               "splits": {str(seed): {"train": {"sha256": f"train of seed {seed}"}}}}
+    if "proposed" in methods:
+        metrics["holdout_i_aug"] = {source: [-0.1] for source in ("proposed", "random_g", "heuristic")}
+    out.mkdir(parents=True)
+    (out / "metrics.json").write_text(json.dumps(metrics))
 
 
-def test_a_seed_added_later_passes_through_a_variant_that_did_not_run_it(tmp_path):
-    module = load_script("mnist_gather_chain")
-    # base: every method; v1 reruns proposed (noise) and left the heuristic out; v2 reruns proposed again (kl)
-    module.VARIANTS = {"v1": ("base", {"encoder.noise"}, {"heuristic"}), "v2": ("v1", {"encoder.kl"})}
-    everything = {"none": 0.5, "heuristic": 0.9, "proposed": 0.8}
-    for seed in (0, 1):
-        write_seed(tmp_path, "base", seed, everything, **{"encoder.noise": 1.0, "encoder.kl": 1.0})
-    write_seed(tmp_path, "v1", 0, {"proposed": 0.85}, **{"encoder.noise": 0.5, "encoder.kl": 1.0})
-    write_seed(tmp_path, "v2", 0, {"proposed": 0.95}, **{"encoder.noise": 0.5, "encoder.kl": 0.1})
-    write_seed(tmp_path, "v2", 1, {"proposed": 0.97}, **{"encoder.noise": 0.5, "encoder.kl": 0.1})  # v1 never ran seed 1
-    v2 = module.resolved(tmp_path, "v2")
-    assert set(v2) == {"seed0", "seed1"}
-    # seed 1 of v2 takes none from base (through v1), not base's proposed (v1 reruns it) nor its heuristic (v1 leaves it out)
-    assert {m: r["test_accuracy"][0] for m, r in v2["seed1"]["methods"].items()} == {"none": 0.5, "proposed": 0.97}
-    assert {m: r["test_accuracy"][0] for m, r in v2["seed0"]["methods"].items()} == {"none": 0.5, "proposed": 0.95}
-    # a key that no variant of the chain changes may not differ
-    write_seed(tmp_path, "v2", 2, {"proposed": 0.9}, **{"encoder.noise": 0.5, "encoder.kl": 0.1, "classifier.lr": 0.1})
-    write_seed(tmp_path, "base", 2, everything, **{"encoder.noise": 1.0, "encoder.kl": 1.0})
+def accuracies(seed: dict) -> dict:
+    return {m: r["test_accuracy"][0] for m, r in seed["methods"].items()}
+
+
+def test_a_seeds_parts_are_merged_and_a_whole_seed_stands_alone(tmp_path):
+    module = load_script("mnist_gather_parts")
+    table = tmp_path / "t"
+    write_run(table / "seed0", 0, {"none": 0.5, "heuristic": 0.9, "proposed": 0.8, "randaugment": 0.7})  # every method
+    write_run(table / "seed2" / "part-none-heuristic", 2, {"none": 0.4, "heuristic": 0.91}, **{"data.data_dir": "a"})
+    write_run(table / "seed2" / "part-proposed", 2, {"proposed": 0.92}, **{"data.data_dir": "b"})
+    write_run(table / "seed2" / "part-randaugment", 2, {"randaugment": 0.6})
+    write_run(table / "seed3" / "part-none-heuristic", 3, {"none": 0.3, "heuristic": 0.93})
+    write_run(table / "seed3" / "part-proposed", 3, {}, unfinished=("proposed",))  # running: left out
+    write_run(table / "seed3" / "part-randaugment", 3, {"randaugment": 0.65})
+    (table / "seed3" / "part-proposed.claim").mkdir()  # rerun.sh's mark of a part being run
+    gathered = module.gather(tmp_path, {"t": (True, "a table")})["t"]
+    seeds = gathered["metrics"]
+    assert list(seeds) == ["seed0", "seed2", "seed3"]
+    assert seeds["seed0"] == json.loads((table / "seed0" / "metrics.json").read_text())  # as it ran
+    assert accuracies(seeds["seed2"]) == {"none": 0.4, "heuristic": 0.91, "proposed": 0.92, "randaugment": 0.6}
+    assert list(seeds["seed2"]["methods"]) == ["none", "heuristic", "proposed", "randaugment"]  # the table's order
+    assert seeds["seed2"]["parts"] == {"part-none-heuristic": ["none", "heuristic"], "part-proposed": ["proposed"],
+                                       "part-randaugment": ["randaugment"]}
+    assert seeds["seed2"]["holdout_i_aug"]["proposed"] == [-0.1]  # proposed's diagnostics, from proposed's part
+    assert seeds["seed2"]["config"]["data"]["data_dir"] == "b"  # and the rest of the record
+    assert accuracies(seeds["seed3"]) == {"none": 0.3, "heuristic": 0.93, "randaugment": 0.65}
+    assert "holdout_i_aug" not in seeds["seed3"]
+    assert gathered["current"] and gathered["about"] == "a table"
+    assert gathered["summary"]["proposed"]["test_accuracy"] == [80.0, 92.0]  # the table: only the seeds that ran every method
+
+
+def test_a_part_may_be_a_run_of_more_methods_than_it_gives(tmp_path):
+    module = load_script("mnist_gather_more")
+    seed = tmp_path / "t" / "seed0"
+    write_run(seed / "part-none", 0, {"none": 0.5, "heuristic": 0.1, "proposed": 0.1})  # only none taken from it
+    write_run(seed / "part-heuristic-proposed", 0, {"heuristic": 0.9, "proposed": 0.8})
+    merged = module.gather(tmp_path, {"t": (False, "")})["t"]["metrics"]["seed0"]
+    assert accuracies(merged) == {"none": 0.5, "heuristic": 0.9, "proposed": 0.8}
+    (seed / "part-none").rename(seed / "part-none-randaugment")  # a method its run did not run
+    with pytest.raises(SystemExit, match="randaugment"):
+        module.gather(tmp_path, {"t": (False, "")})
+    (seed / "part-none-randaugment").rename(seed / "part-none-heuristic")  # a method taken from two parts
+    with pytest.raises(SystemExit, match="two parts"):
+        module.gather(tmp_path, {"t": (False, "")})
+
+
+def test_the_parts_of_a_seed_agree_on_every_key_but_the_methods_and_the_data_path(tmp_path):
+    module = load_script("mnist_gather_agree")
+    seed = tmp_path / "t" / "seed0"
+    write_run(seed / "part-none", 0, {"none": 0.5}, **{"classifier.lr": 0.1, "encoder.noise": 1.0})
+    write_run(seed / "part-heuristic", 0, {"heuristic": 0.9}, **{"classifier.lr": 0.2, "encoder.noise": 1.0})
     with pytest.raises(SystemExit, match="classifier.lr"):
-        module.resolved(tmp_path, "v2")
+        module.gather(tmp_path, {"t": (True, "")})
+    # a key a table varies on purpose, for the methods named: those must come from parts that agree on it
+    write_run(seed / "part-proposed", 0, {"proposed": 0.8}, **{"classifier.lr": 0.2, "encoder.noise": 0.5})
+    (seed / "part-heuristic" / "metrics.json").unlink()
+    (seed / "part-heuristic").rmdir()
+    write_run(seed / "part-heuristic", 0, {"heuristic": 0.9}, **{"classifier.lr": 0.1, "encoder.noise": 0.5})
+    module.DIFFER = {"t": {"classifier.lr": {"heuristic", "proposed"}}}
+    with pytest.raises(SystemExit, match="encoder.noise"):  # not a key the table varies
+        module.gather(tmp_path, {"t": (True, "")})
+    module.DIFFER = {"t": {"classifier.lr": {"heuristic", "proposed"}, "encoder.noise": {"heuristic", "proposed"}}}
+    with pytest.raises(SystemExit, match="classifier.lr"):  # heuristic at 0.1, proposed at 0.2
+        module.gather(tmp_path, {"t": (True, "")})
+    module.DIFFER = {"t": {"classifier.lr": {"none", "heuristic"}, "encoder.noise": {"heuristic", "proposed"}}}
+    assert set(module.gather(tmp_path, {"t": (True, "")})["t"]["metrics"]["seed0"]["methods"]) == {"none", "heuristic", "proposed"}
+    write_run(tmp_path / "t" / "seed1" / "part-none", 1, {"none": 0.5}, **{"classifier.lr": 0.1, "encoder.noise": 1.0})
+    write_run(tmp_path / "t" / "seed1" / "part-heuristic", 2, {"heuristic": 0.9}, **{"classifier.lr": 0.1, "encoder.noise": 1.0})
+    with pytest.raises(SystemExit, match="other seeds or splits"):  # a part of another seed
+        module.gather(tmp_path, {"t": (True, "")})
 
 
-def test_a_seed_split_across_three_folders_is_merged_and_a_whole_one_stands_alone(tmp_path):
-    module = load_script("mnist_gather_split")
-    module.VARIANTS = {"a": ("b", set()), "b": ("c", set())}
-    write_seed(tmp_path, "a", 0, {"none": 0.5, "heuristic": 0.9, "proposed": 0.8, "randaugment": 0.7})  # every method
-    write_seed(tmp_path, "a", 2, {"none": 0.4, "heuristic": 0.91})
-    write_seed(tmp_path, "b", 2, {"proposed": 0.92})
-    write_seed(tmp_path, "c", 2, {"randaugment": 0.6})
-    write_seed(tmp_path, "a", 3, {"none": 0.3, "heuristic": 0.93})  # its proposed has not run yet
-    write_seed(tmp_path, "c", 3, {"randaugment": 0.65})
-    a = module.resolved(tmp_path, "a")
-    accuracy = {seed: {m: r["test_accuracy"][0] for m, r in s["methods"].items()} for seed, s in a.items()}
-    assert accuracy["seed0"] == {"none": 0.5, "heuristic": 0.9, "proposed": 0.8, "randaugment": 0.7}
-    assert accuracy["seed2"] == {"none": 0.4, "heuristic": 0.91, "proposed": 0.92, "randaugment": 0.6}
-    assert accuracy["seed3"] == {"none": 0.3, "heuristic": 0.93, "randaugment": 0.65}
-    summary = module.gather(tmp_path)["a"]["summary"]
-    assert summary["proposed"]["test_accuracy"] == [80.0, 92.0]  # the table: only the seeds that ran every method
+def test_gather_refuses_runs_outside_its_tables(tmp_path):
+    module = load_script("mnist_gather_stray")
+    write_run(tmp_path / "t" / "seed0", 0, {"none": 0.5})
+    write_run(tmp_path / "old" / "seed0" / "part-none", 0, {"none": 0.5})
+    with pytest.raises(SystemExit, match="old"):
+        module.gather(tmp_path, {"t": (True, "")})
+    assert list(module.gather(tmp_path, {"t": (True, ""), "old": (False, "")})) == ["t", "old"]
 
 
 def test_the_capacity_verdict_counts_methods_by_the_rule_and_takes_the_same_cpu_preset_row():
@@ -222,12 +336,27 @@ def test_finished_knows_a_committed_run_without_its_checkpoints(tmp_path):
     finished = load_script("mnist_finished", "finished.py").finished
     out = tmp_path / "seed0"
     assert not finished(out)
-    write_seed(tmp_path, "", 0, {"none": 0.5, "proposed": 0.8}, **{"run.methods": ["none", "proposed"]})
-    assert not finished(out)  # metrics.json is rewritten after each method: no report, not finished
-    (out / "report.html").write_text("")
+    write_run(out, 0, {"none": 0.5}, unfinished=("proposed",))
+    assert not finished(out) and finished(out, ["none"])  # metrics.json is rewritten after each method
+    (out / "metrics.json").unlink()
+    out.rmdir()
+    write_run(out, 0, {"none": 0.5, "proposed": 0.8})  # a committed seed: no report, no pictures
     assert finished(out) and finished(out, ["proposed"])
     assert not finished(out, ["proposed", "heuristic"])
-    (out / "metrics.json").unlink()
-    (out / "checkpoints").mkdir()
+    (out / "checkpoints").mkdir()  # its checkpoints here, without the marker: a run to --resume
+    assert not finished(out)
     (out / "checkpoints" / "FINISHED").write_text("")
     assert finished(out, ["heuristic"])  # infaug run's own marker
+
+
+def test_finished_knows_a_seed_of_parts(tmp_path):
+    finished = load_script("mnist_finished_parts", "finished.py").finished
+    seed = tmp_path / "seed2"
+    write_run(seed / "part-none-heuristic", 2, {"none": 0.5, "heuristic": 0.9})
+    write_run(seed / "part-proposed", 2, {}, unfinished=("proposed",))
+    (seed / "part-proposed.claim").mkdir()  # rerun.sh's mark of a part being run
+    assert finished(seed / "part-none-heuristic", ["none", "heuristic"]) and not finished(seed / "part-proposed", ["proposed"])
+    assert not finished(seed) and finished(seed, ["none", "heuristic"])
+    (seed / "part-proposed" / "checkpoints").mkdir(parents=True)
+    (seed / "part-proposed" / "checkpoints" / "FINISHED").write_text("")
+    assert finished(seed / "part-proposed", ["proposed"])

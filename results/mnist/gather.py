@@ -1,107 +1,163 @@
-"""Gathers results/mnist/SETTING/seedS/metrics.json into results/mnist.json: for each setting the
-metrics of every seed, and per method the mean and standard deviation of the test accuracy.
+"""Gathers the runs of each reported MNIST table into results/mnist.json: for each table (TABLES)
+the metrics of every seed, per method the mean and standard deviation of the test accuracy over the
+seeds that ran every method, and proposed's influence diagnostics.
 
-A variant setting (VARIANTS) reruns only the methods that a changed key affects; the other methods
-of each seed are taken from the base setting's same seed, after checking that the two
-configurations agree on every key but those the variant may change (so that, the runs being
-deterministic for a given number of threads, the base's figures are what the variant's preset gives
-for them)."""
+    python results/mnist/gather.py      # writes results/mnist.json and prints every table
+
+A table is a folder results/mnist/TABLE/ with one folder per seed. A seed's runs are either one run
+of every method, the files of ``infaug run --out TABLE/seedS`` directly in seedS/, or several
+partial runs ("parts"), each the unmodified output of one ``infaug run --methods ...`` in
+seedS/part-M1-M2.../ (its log beside it, part-M1-M2....log), the folder's name listing the methods
+taken from it: those its run was given (``--methods M1,M2,...``, as rerun.sh names it), or fewer
+where the part is a run of more methods than the table takes from it (the control's
+part-none-trivialaugment-randaugment, a run of every method, below). Each method of the seed comes
+from exactly one part. The parts of one seed are merged
+after checking that they ran the same seed on the same splits and that their configurations agree
+on every key but MAY_DIFFER (``infaug.config.differing_keys``: a key one configuration lacks counts
+as its default, a retired key at today's behaviour as absent), or, in a table that varies keys on
+purpose (DIFFER), that the methods each such key is varied for were all run at one value of it.
+The runs are deterministic on one CPU for a given number of threads, so a part's figures are those
+one whole run of that configuration gives for its methods.
+"""
+
+from __future__ import annotations
 
 import json
+import re
 import statistics
 from pathlib import Path
 
-# variant folder -> (base folder, the keys the variant changes: they affect only the methods it reruns[,
-# the methods a changed key affects that the variant has not rerun yet: left out, not taken from the base])
-VARIANTS = {"1pct-v2": ("1pct", {"kornia.trivialaugment_scale"}), "1pct-v3": ("1pct-v2", {"kornia.randaugment_m"}),
-            "10pct-v2": ("10pct", {"encoder.shrink", "encoder.shrink_judge"}),  # several factors then meant the last layer's judge
-            "10pct-v4": ("10pct-e60", {"heuristic.strength", "encoder.shrink_judge"}, {"proposed"}),
-            "10pct-v5": ("10pct-v4", set()), "10pct-v6": ("10pct-v5", {"encoder.noise"}),
-            "10pct-v7": ("10pct-v6", {"encoder.judge_horizon"}),
-            "1pct-v4": ("1pct-e200", {"encoder.noise"}),  # a base may itself be a variant; 1pct-v4: one seed, rejected
-            "10pct-v3": ("10pct-v2", {"heuristic.strength"}),
-            "1pct-v5": ("1pct-e200", {"encoder.shrink", "encoder.shrink_judge"}),
-            # 10% at F's width 64, every method on the same seeds, run in two folders side by side
-            # (one process each): proposed, none and heuristic here, the other three in the base
-            "10pct-w64": ("10pct-w64b", set()),
-            # the control for the round judge's selection at 1% (width 32): the heuristic and random_g
-            # with each round chosen among four draws by the validation loss; the rest from 1pct-v5
-            "1pct-ctrl": ("1pct-v5", {"loop.round_candidates"}),
-            # 1% at F's width 64: seeds 0, 1, 5 and 6 ran every method in 1pct-w64; the later seeds ran in
-            # three folders of about half an hour each, so that a session's end loses at most one of them:
-            # none, heuristic and random_g in 1pct-w64, proposed in 1pct-w64b, the kornia two in 1pct-w64c
-            "1pct-w64": ("1pct-w64b", set()), "1pct-w64b": ("1pct-w64c", set())}
+# table -> (current: a table of the committed presets, the README's headline tables; what it is)
+TABLES = {
+    "1pct": (True, "1% of the labels, the committed preset mnist-1pct (F at width 64, 200 epochs), seeds 0 to 8"),
+    "10pct": (True, "10% of the labels, the committed preset mnist-10pct (F at width 64, 60 epochs), seeds 0 to 4"),
+    "1pct-control": (False, "the control for the round judge's selection at 1%: the width-32 preset before the "
+                            "capacity trial, the heuristic and random_g with each round chosen among four draws by the "
+                            "validation loss (loop.round_candidates = 4, retired: docs/experiments.md), the other four "
+                            "methods as that preset ran them"),
+}
 MAY_DIFFER = {"run.methods", "data.data_dir"}
+# table -> {key: the methods it is varied for}: keys on which the parts of a table's seed differ on
+# purpose; the parts that those methods come from must agree on the key. 1pct-control: the control's
+# heuristic and random_g ran with loop.round_candidates = 4 (part-random_g-heuristic), proposed with
+# its step judged by a round of F's training, encoder.shrink = [0, 0.25, 0.5, 1] (part-proposed); the
+# other methods (part-none-trivialaugment-randaugment, the width-32 preset's run before that judge,
+# encoder.shrink = [1.0]) do not read encoder.shrink.
+DIFFER = {"1pct-control": {"loop.round_candidates": {"heuristic", "random_g"}, "encoder.shrink": {"proposed"}}}
+PROPOSED_ONLY = ("influence", "holdout_i_aug", "last_layer_check")  # diagnostics written by proposed's run
 
 
-def finished_seeds(folder: Path) -> dict:
-    seeds = {}
-    for path in sorted(folder.glob("seed*/metrics.json")):
-        metrics = json.loads(path.read_text())
-        wanted = len(metrics["config"]["run"]["seeds"])
-        if any(len(m["test_accuracy"]) != wanted for m in metrics["methods"].values()):
-            continue  # an unfinished seed is not reported
-        seeds[path.parent.name] = metrics
-    return seeds
+def finished_methods(metrics: dict) -> set[str]:
+    """The methods of a run's metrics.json that finished every seed it was given (infaug run writes
+    the file after each method, every method of the run listed from the start)."""
+    wanted = len(metrics["config"]["run"]["seeds"])
+    return {m for m, r in metrics["methods"].items() if len(r["test_accuracy"]) == wanted}
 
 
-def merged(variant: dict, base: dict, changed: set, left_out: set = frozenset()) -> dict:
-    """The variant's seed with the methods it did not run taken from the base's seed, but for
-    ``left_out`` (methods a changed key affects that the variant has not rerun yet). A key that one
-    configuration lacks (added to infaug after that run) counts as its default value."""
+def part_methods(part: Path) -> list[str]:
+    """The methods a part's folder name says are taken from it (part-none-heuristic-random_g)."""
+    from infaug.config import METHODS
+
+    methods = part.name.removeprefix("part-").split("-")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not part.name.startswith("part-"):
+        raise SystemExit(f"gather: {part} is not named part-METHOD-METHOD... (unknown {unknown})")
+    return methods
+
+
+def seed_metrics(folder: Path, table: str = "") -> dict | None:
+    """The seed's metrics: the run in ``folder`` as it is, or its parts merged (``merged``); the
+    methods of an unfinished run or part left out. None if nothing in it has finished."""
+    parts = sorted(p for p in folder.glob("part-*") if p.is_dir() and "." not in p.name)  # not rerun.sh's part-*.claim
+    if (folder / "metrics.json").exists():
+        if parts:
+            raise SystemExit(f"gather: {folder} holds both a whole run and parts")
+        metrics = json.loads((folder / "metrics.json").read_text())
+        if finished_methods(metrics) != set(metrics["methods"]):
+            return None  # an unfinished whole run is not reported
+        return metrics
+    if not parts:
+        return None
+    return merged({p.name: (part_methods(p), json.loads((p / "metrics.json").read_text()))
+                   for p in parts if (p / "metrics.json").exists()}, DIFFER.get(table, {}), str(folder))
+
+
+def merged(parts: dict, differ: dict | None = None, where: str = "") -> dict | None:
+    """One seed's metrics from its parts {name: (methods taken, metrics)}: every method (and its
+    rounds) from the part that names it, in the table's order; the other fields (config, splits,
+    device, ...) and proposed's diagnostics from the part that ran proposed (else the first),
+    ``parts`` saying which methods came from which. A part whose methods have not all finished is
+    left out. The parts must agree as the module's docstring says, or SystemExit."""
     from infaug.config import METHODS, differing_keys
 
-    differ = differing_keys(variant["config"], base["config"]) - changed - MAY_DIFFER - {"preset"}
-    if differ:
-        raise SystemExit(f"gather: a variant's configuration differs from its base's in {sorted(differ)}")
-    out = dict(variant)
-    if "proposed" not in variant["methods"] and "proposed" not in left_out:  # proposed's diagnostics come with proposed's run
-        out.update({k: base[k] for k in ("influence", "holdout_i_aug", "last_layer_check") if k in base})
-    methods = {**{k: v for k, v in base["methods"].items() if k not in left_out}, **variant["methods"]}
-    out["methods"] = {k: methods[k] for k in sorted(methods, key=METHODS.index)}  # the table's order
-    out["rounds"] = {**base["rounds"], **variant["rounds"]}
-    out["methods_from_base"] = sorted(set(base["methods"]) - set(variant["methods"]) - set(left_out))
+    differ = differ or {}
+    taken, named = {}, set()
+    for name, (methods, metrics) in parts.items():
+        missing = set(methods) - set(metrics["methods"])
+        if missing:
+            raise SystemExit(f"gather: {where}/{name} names {sorted(missing)}, which its run did not run")
+        twice = set(methods) & named
+        if twice:
+            raise SystemExit(f"gather: {where}: {sorted(twice)} taken from two parts")
+        named |= set(methods)
+        if set(methods) <= finished_methods(metrics):
+            taken.update({m: name for m in methods})
+    if not taken:
+        return None
+    used = {name: parts[name] for name in dict.fromkeys(taken.values())}
+    first_name, (_, first) = next(iter(used.items()))
+    for name, (methods, metrics) in used.items():
+        if metrics["config"]["run"]["seeds"] != first["config"]["run"]["seeds"] or metrics["splits"] != first["splits"]:
+            raise SystemExit(f"gather: {where}: {name} and {first_name} ran other seeds or splits")
+        differ_keys = differing_keys(metrics["config"], first["config"]) - MAY_DIFFER - set(differ)
+        if differ_keys:
+            raise SystemExit(f"gather: {where}: the configuration of {name} differs from {first_name}'s in {sorted(differ_keys)}")
+    for key, varied in differ.items():  # the methods a key is varied for were run at one value of it
+        holders = [name for name, (methods, _) in used.items() if varied & set(methods)]
+        for name in holders[1:]:
+            if key in differing_keys(used[name][1]["config"], used[holders[0]][1]["config"]):
+                raise SystemExit(f"gather: {where}: {sorted(varied)} come from parts with different {key} ({holders[0]}, {name})")
+    base_name = taken.get("proposed", first_name)
+    base = used[base_name][1]
+    out = {k: v for k, v in base.items() if k not in ("methods", "rounds")}
+    if "proposed" not in taken:
+        for k in (*PROPOSED_ONLY, "proposed_over_heuristic_seconds"):
+            out.pop(k, None)
+    if not {"proposed", "heuristic"} <= {m for m, name in taken.items() if name == base_name}:
+        out.pop("proposed_over_heuristic_seconds", None)  # a ratio of two methods of one run
+    order = sorted(taken, key=METHODS.index)  # the table's order
+    out["methods"] = {m: used[taken[m]][1]["methods"][m] for m in order}
+    out["rounds"] = {m: used[taken[m]][1]["rounds"][m] for m in order if m in used[taken[m]][1]["rounds"]}
+    out["parts"] = {name: [m for m in order if taken[m] == name] for name in dict.fromkeys(taken[m] for m in order)}
     return out
 
 
-def resolved(root: Path, name: str) -> dict:
-    """The finished seeds of a setting, a variant's merged with its base's (see ``as_base``)."""
-    seeds = finished_seeds(root / name)
-    if name in VARIANTS:
-        base_name, changed, *left_out = VARIANTS[name]
-        base = as_base(root, base_name)
-        # a seed the base lacks stands as the variant ran it (the table keeps it only if it holds every method)
-        seeds = {seed: merged(m, base[seed][0], changed | base[seed][1], set(*left_out) | base[seed][2]) if seed in base else m
-                 for seed, m in seeds.items()}
+def table_seeds(folder: Path) -> dict:
+    """{seedS: the seed's metrics} of a table folder, in the order of the seeds."""
+    seeds = {}
+    for seed in sorted((p for p in folder.glob("seed*") if p.is_dir() and re.fullmatch(r"seed\d+", p.name)),
+                       key=lambda p: int(p.name.removeprefix("seed"))):
+        metrics = seed_metrics(seed, folder.name)
+        if metrics is not None:
+            seeds[seed.name] = metrics
     return seeds
 
 
-def as_base(root: Path, name: str) -> dict:
-    """{seed: (metrics, keys allowed to differ as well, methods left out as well)}: what a variant of
-    ``name`` takes its other methods from. These are name's resolved seeds and, for a seed that name
-    (itself a variant) has not run but its own base has, that base's seed: without the methods name
-    reruns or leaves out (they would be of another configuration), and with name's changed keys
-    allowed to differ. So a seed added later need not be rerun in every variant of the chain, only
-    in the folders whose configuration each of its methods has."""
-    out = {seed: (m, set(), set()) for seed, m in resolved(root, name).items()}
-    if name in VARIANTS:
-        base_name, changed, *left_out = VARIANTS[name]
-        reruns = {method for m in finished_seeds(root / name).values() for method in m["methods"]} | set(*left_out)
-        for seed, (m, keys, dropped) in as_base(root, base_name).items():
-            out.setdefault(seed, (m, keys | changed, dropped | reruns))
-    return out
-
-
-def gather(root: Path) -> dict:
-    """{setting: {"summary", "diagnostics", "metrics"}} of every setting folder under ``root``:
-    what results/mnist.json holds."""
+def gather(root: Path, tables: dict | None = None) -> dict:
+    """{table: {"current", "about", "summary", "diagnostics", "metrics"}} of the tables (TABLES)
+    under ``root``: what results/mnist.json holds. A folder under ``root`` that holds runs of seeds
+    but is not a table is refused, so that no run lies in the tree unreported."""
+    tables = TABLES if tables is None else tables
+    stray = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in tables
+                   and (any(p.glob("seed*/metrics.json")) or any(p.glob("seed*/part-*/metrics.json"))))
+    if stray:
+        raise SystemExit(f"gather: {stray} under {root} hold runs but are not tables (TABLES)")
     out = {}
-    for setting in sorted(p for p in root.iterdir() if p.is_dir()):
-        seeds = resolved(root, setting.name)
+    for name, (current, about) in tables.items():
+        seeds = table_seeds(root / name) if (root / name).is_dir() else {}
         if not seeds:
             continue
-        # The table is over the seeds that ran every method (a base may hold seeds of some methods
-        # only, run for a variant that adds the others), so that each comparison is on the same seeds.
+        # The table is over the seeds that ran every method, so that each comparison is on the same seeds.
         methods = max((list(m["methods"]) for m in seeds.values()), key=len)
         complete = [m for m in seeds.values() if set(m["methods"]) == set(methods)]
         summary = {}
@@ -133,7 +189,7 @@ def gather(root: Path) -> dict:
                                        "last_layer_predicted_mean": statistics.mean(r["predicted"] for r in full),
                                        "last_layer_actual_mean": statistics.mean(r["actual"] for r in full),
                                        "last_layer_actual": [r["actual"] for r in full]}
-        out[setting.name] = {"summary": summary, "diagnostics": diagnostics, "metrics": seeds}
+        out[name] = {"current": current, "about": about, "summary": summary, "diagnostics": diagnostics, "metrics": seeds}
     return out
 
 
@@ -141,22 +197,23 @@ def main() -> None:
     root = Path(__file__).resolve().parent
     out = gather(root)
     (root.parent / "mnist.json").write_text(json.dumps(out, indent=1))
-    for name, setting in out.items():
-        print(name)
-        for method, s in setting["summary"].items():
+    for name, table in out.items():
+        print(f"{name}{' (current)' if table['current'] else ''}: {table['about']}")
+        for method, s in table["summary"].items():
             t = f", paired t {s['proposed_minus_this_t']:.2f}" if s.get("proposed_minus_this_t") is not None else ""
             wins = f"; proposed better on {s['proposed_wins']} of {s['seeds']} seeds ({s['proposed_minus_this_mean']:+.2f}{t})" if "proposed_wins" in s else ""
             print(f"  {method:>14}: {s['test_accuracy_mean']:.2f} ± {s['test_accuracy_sd']:.2f} ({s['seeds']} seeds, {s['seconds_mean']:.0f} s a run){wins}")
-        for source, d in setting["diagnostics"].items():
+        for source, d in table["diagnostics"].items():
             print(f"  {source:>14} augmentations: held-out I_aug {d['holdout_i_aug_mean']:+.4f}; last layer retrained on all of them: "
                   f"predicted {d['last_layer_predicted_mean']:+.4f}, measured {d['last_layer_actual_mean']:+.4f} (val loss, {d['seeds']} seeds)")
     # The paper's numbers (SPEC 4) beside ours, as the README's table.
     paper = {"1pct": {"none": "90.2", "heuristic": "95.9", "proposed": "96.7"}, "10pct": {"none": "97.3", "heuristic": "99.0", "proposed": "99.3"}}
-    for name, setting in out.items():
-        print(f"\n{name}:\n| method | seeds | test acc % (mean ± sd) | paper | proposed minus this (seeds proposed wins) | seconds a run |\n"
+    for name, table in out.items():
+        print(f"\n{name}:\n| method | seeds | test acc % (mean ± sd) | paper | proposed minus this (seeds proposed wins; paired t) | seconds a run |\n"
               "|---|---|---|---|---|---|")
-        for method, s in setting["summary"].items():
-            versus = f"{s['proposed_minus_this_mean']:+.2f} ({s['proposed_wins']} of {s['seeds']})" if "proposed_wins" in s else ""
+        for method, s in table["summary"].items():
+            t = f"; {s['proposed_minus_this_t']:.2f}" if s.get("proposed_minus_this_t") is not None else ""
+            versus = f"{s['proposed_minus_this_mean']:+.2f} ({s['proposed_wins']} of {s['seeds']}{t})" if "proposed_wins" in s else ""
             print(f"| {method} | {s['seeds']} | {s['test_accuracy_mean']:.2f} ± {s['test_accuracy_sd']:.2f} | "
                   f"{paper.get(name.split('-')[0], {}).get(method, '-')} | {versus} | {s['seconds_mean']:.0f} |")
 

@@ -1,5 +1,5 @@
-"""Draws results/mnist/accuracy.png from results/mnist.json: for each table of PANELS that
-results/mnist.json holds, every method's test accuracy on each seed (dots), its mean ± sd (a bar),
+"""Draws results/mnist/accuracy.png from results/mnist.json: for each table of PANELS (the current
+tables, those of the committed presets) that results/mnist.json holds, every method's test accuracy on each seed (dots), its mean ± sd (a bar),
 and the paper's figure and the issue's aim for proposed (vertical lines).
 
     python results/mnist/gather.py && python results/mnist/plot.py
@@ -19,10 +19,8 @@ from matplotlib.figure import Figure
 from infaug.viz import save_figure
 
 # table -> (title, the paper's proposed, the issue's aim)
-PANELS = {"1pct-w64": ("1% of the labels, F width 64 (committed preset)", 96.7, 98.0),
-          "1pct-v5": ("1% of the labels, F width 32 (the preset before the capacity trial)", 96.7, 98.0),
-          "10pct-w64": ("10% of the labels, F width 64 (committed preset)", 99.3, 99.5),
-          "10pct-v6": ("10% of the labels, F width 32 (the preset before the capacity trial)", 99.3, 99.5)}
+PANELS = {"1pct": ("1% of the labels, F width 64 (committed preset)", 96.7, 98.0),
+          "10pct": ("10% of the labels, F width 64 (committed preset)", 99.3, 99.5)}
 NAMES = {"random_g": "random_g", "trivialaugment": "TrivialAugment", "randaugment": "RandAugment"}
 MARGIN = 0.3  # points of accuracy left free below the lowest seed of the augmenting methods
 

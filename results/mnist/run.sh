@@ -1,25 +1,37 @@
 #!/usr/bin/env bash
 # MNIST with 1% and 10% of the labels (issue 11): all six methods on the presets as committed
 # (infaug/presets/mnist-1pct.toml, mnist-10pct.toml: the values chosen on the validation split by
-# results/mnist/tune.py), on the original files in ../shared/data. One folder per seed, so every
-# finished seed stands alone and a killed seed continues with --resume; then results/mnist.json
-# gathers the metrics.json of every seed. Run from the repository root:
-#   bash results/mnist/run.sh                       # 1%: seeds 0-4, then 10%: seeds 0-2
-#   SETTINGS=10pct SEEDS_10pct="0" bash results/mnist/run.sh
-#   SETTINGS=1pct SUFFIX=-e200 bash results/mnist/run.sh   # into results/mnist/1pct-e200/ (200 epochs)
+# results/mnist/tune.py), on the original files in ../shared/data, one whole run per seed into its
+# table's folder, results/mnist/TABLE/seedS (log TABLE/seedS.log), so every finished seed stands
+# alone and a killed seed continues with --resume; then results/mnist.json gathers every table
+# (gather.py; a table is one of its TABLES, its preset mnist-TABLE up to the first "-"). A seed
+# already finished, in the tree or on this machine (finished.py), is skipped, and so is a seed that
+# holds parts (run by rerun.sh; finish those with it). Run from the repository root:
+#   bash results/mnist/run.sh                           # table 1pct: seeds 0-8, then 10pct: seeds 0-4
+#   TABLES=10pct SEEDS_10pct="5" bash results/mnist/run.sh
+#   SET="classifier.width=64" ...                       # --set KEY=VALUE for each space-separated item
+# The committed tables' whole seeds (1pct: 0, 1, 5 and 6; one thread a run, two runs side by side
+# on the two cores, before the preset took classifier.width = 64, hence the SET then; the commands
+# as they ran, with rerun.sh's VERSION folders, are in rerun.sh at commit f3078cb):
+#   OMP_NUM_THREADS=1 TABLES=1pct SEEDS_1pct="0 1" SET=classifier.width=64 bash results/mnist/run.sh
+#   OMP_NUM_THREADS=1 TABLES=1pct SEEDS_1pct="5 6" SET=classifier.width=64 bash results/mnist/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export INFAUG_PROGRESS=0
 data=${INFAUG_DATA:-../shared/data}
-for setting in ${SETTINGS:-1pct 10pct}; do
-  seeds_var="SEEDS_$setting"; default=$([ "$setting" = 1pct ] && echo "0 1 2 3 4" || echo "0 1 2")
-  folder=results/mnist/$setting${SUFFIX:-}
+for table in ${TABLES:-1pct 10pct}; do
+  seeds_var="SEEDS_${table//-/_}"; default=$([ "$table" = 1pct ] && echo "0 1 2 3 4 5 6 7 8" || echo "0 1 2 3 4")
+  folder=results/mnist/$table
   mkdir -p "$folder"
   for seed in ${!seeds_var:-$default}; do
     out=$folder/seed$seed
     if python results/mnist/finished.py "$out"; then continue; fi
+    if compgen -G "$out/part-*" > /dev/null; then
+      echo "run.sh: $out holds parts, not a whole run: finish them with rerun.sh" >&2; continue
+    fi
     resume=(); [ -f "$out/config.json" ] && resume=(--resume)
-    infaug run --preset "mnist-$setting" --data-dir "$data" --seeds "$seed" --out "$out" "${resume[@]}" > "$out.log" 2>&1
+    sets=(); for kv in ${SET:-}; do sets+=(--set "$kv"); done
+    infaug run --preset "mnist-${table%%-*}" --data-dir "$data" --seeds "$seed" "${sets[@]}" --out "$out" "${resume[@]}" > "$out.log" 2>&1
     python results/mnist/gather.py > /dev/null
   done
 done
