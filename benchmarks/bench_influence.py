@@ -1,4 +1,4 @@
-"""Speed of infaug.influence and of the influence engine's solve (SPEC 5).
+"""Speed of infaug.influence and of the influence engine's solve.
 
     python benchmarks/bench_influence.py                 # CPU, writes benchmarks/results/influence-cpu.json
     python benchmarks/bench_influence.py --device cuda   # GPU, writes benchmarks/results/influence-<gpu>.json

@@ -1,4 +1,4 @@
-"""Speed of infaug.warp against its pure-torch reference, eager and under torch.compile (SPEC 5).
+"""Speed of infaug.warp against its pure-torch reference, eager and under torch.compile.
 
     python benchmarks/bench_warp.py                 # CPU, writes benchmarks/results/warp-cpu.json
     python benchmarks/bench_warp.py --device cuda   # GPU, writes benchmarks/results/warp-<gpu>.json
@@ -6,7 +6,7 @@
 Correctness first: the fused op must agree with the reference (values and every gradient) on each
 configuration before anything is timed. Then, interleaved in one process: forward without grad,
 forward+backward with x requiring grad, and forward+backward with only theta requiring grad, at
-the two SPEC sizes with smooth 3 and 5, then a sweep over N and over H = W.
+the two target sizes with smooth 3 and 5, then a sweep over N and over H = W.
 """
 
 import argparse
@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100, help="timed runs per candidate (at least)")
     parser.add_argument("--min-seconds", type=float, default=1.0, help="keep timing at least this long")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile reference")
-    parser.add_argument("--no-sweep", action="store_true", help="only the SPEC target sizes")
+    parser.add_argument("--no-sweep", action="store_true", help="only the target sizes")
     parser.add_argument("--out", default=None, help="results name (default warp-<device>)")
     args = parser.parse_args()
 

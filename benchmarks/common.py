@@ -1,4 +1,4 @@
-"""Shared timing and reporting for the benchmark scripts (SPEC 5).
+"""Shared timing and reporting for the benchmark scripts.
 
 Timings are taken against the reference in the same process, in alternating rounds (a block of
 consecutive runs of each candidate in turn, repeated), so that a slow spell of a noisy machine hits

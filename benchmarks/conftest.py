@@ -1,7 +1,7 @@
-"""The benchmark suite (SPEC 5) as pytest-benchmark tests: not part of the default test run
+"""The benchmark suite as pytest-benchmark tests: not part of the default test run
 (pyproject's ``testpaths`` is ``tests``), run it by naming this folder:
 
-    pytest benchmarks/ --benchmark-only                     # SPEC sizes, on cpu (and cuda where visible)
+    pytest benchmarks/ --benchmark-only                     # the target sizes, on cpu (and cuda where visible)
     pytest benchmarks/ --benchmark-only --bench-quick       # small sizes, no torch.compile: a smoke run
     pytest benchmarks/ --benchmark-only --benchmark-json=benchmarks/results/pytest-cpu.json
 
@@ -136,7 +136,7 @@ def bench(benchmark, request: pytest.FixtureRequest):
     """bench(fn, device, group=..., candidate=..., bytes_moved=None, **info): warms `fn` up, then
     times it with pytest-benchmark; on CUDA every call is synchronised, so each timing covers the
     device's work, not only its launch. `bytes_moved` (what must be read and written once) gives the
-    memory floor on a GPU (SPEC 5)."""
+    memory floor on a GPU."""
 
     def run(fn: Callable[[], object], device: torch.device, *, group: str, candidate: str,
             bytes_moved: Optional[int] = None, warmup: int = 3, **info) -> None:

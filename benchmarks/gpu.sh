@@ -134,7 +134,7 @@ BENCH=(-m pytest --benchmark-only --bench-device cuda "--benchmark-max-time=$MAX
     --benchmark-columns=min,median,iqr,rounds)
 step bench 180 "$OUT/bench.log" "$PY" "${BENCH[@]}" benchmarks --bench-compile off "--benchmark-json=$OUT/bench-cuda.json"
 
-# ---- scripts: alternating rounds in one process (SPEC 5's ratio method), short settings ----------
+# ---- scripts: alternating rounds in one process (the ratio method), short settings ----------
 SCRIPT_RESULTS=(warp-cuda influence-cuda pipeline-cuda)  # under benchmarks/results/, then in scripts.tgz
 run_scripts() {
     "$PY" benchmarks/bench_warp.py --device cuda --no-compile --min-seconds 0.2 --out warp-cuda

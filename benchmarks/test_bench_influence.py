@@ -1,5 +1,5 @@
 """infaug.influence against the closed form in torch ops and against materialised per-sample
-gradients (SPEC 5), as pytest-benchmark groups: one group per (device, N, D, K, mode) holding
+gradients, as pytest-benchmark groups: one group per (device, N, D, K, mode) holding
 
     fused        infaug.influence
     closed_form  infaug.reference.influence

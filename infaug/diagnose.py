@@ -4,7 +4,7 @@ At a fixed F, the last layer alone is a convex problem: multinomial logistic reg
 fixed features with L2 = damping. For each source of augmentations (E's, G's prior's, the
 heuristic's) a share of the training samples is replaced by their augmentations, the last layer
 is retrained to convergence (Newton's method, float64), and the measured change of the validation
-loss is compared with the prediction sum_i I_aug(z_i, z~_i) / n (SPEC 2.2). Where the two agree,
+loss is compared with the prediction sum_i I_aug(z_i, z~_i) / n. Where the two agree,
 the influence function describes what E's augmentations do to this layer; where ``proposed``
 still loses after F is retrained in full, the gap lies in what the last-layer, first-order view
 leaves out: F's features move when F trains on the augmentations.

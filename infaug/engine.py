@@ -1,4 +1,4 @@
-"""The influence engine (SPEC 2), `infaug.LastLayerInfluence` (a module apart from the op `infaug.influence`
+"""The influence engine, `infaug.LastLayerInfluence` (a module apart from the op `infaug.influence`
 (ops.py), whose name it would otherwise shadow): s_val = H^-1 g_val for a linear top layer with softmax
 cross-entropy, and the influence of training samples (I_up) and of their augmentations (I_aug).
 

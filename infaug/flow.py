@@ -1,4 +1,4 @@
-"""The per-pixel affine flow's geometry in plain torch (SPEC 1.1 steps 1-3): the base grid of
+"""The per-pixel affine flow's geometry in plain torch: the base grid of
 ``affine_grid`` and the smoothed displacement. G's sampling field, the GAN's affine prior and the
 flow-field pictures use them; the fused ``warp``/``augment`` kernels compute the same inside."""
 
@@ -14,7 +14,7 @@ __all__ = ["base_grid", "displacement"]
 def base_grid(
     height: int, width: int, *, align_corners: bool, dtype: torch.dtype, device: torch.device
 ) -> Tensor:
-    """The base grid of ``affine_grid`` in (x, y) order (SPEC 1.1 step 1).
+    """The base grid of ``affine_grid`` in (x, y) order.
 
     Returns:
         (2, H, W): ``[0, i, j] = u_j`` and ``[1, i, j] = v_i``, where
@@ -32,7 +32,7 @@ def base_grid(
 
 
 def displacement(theta_w: Tensor, theta_b: Tensor, *, smooth: int = 3, align_corners: bool = False) -> Tensor:
-    """The smoothed displacement of the per-pixel affine flow (SPEC 1.1 steps 2-3).
+    """The smoothed displacement of the per-pixel affine flow.
 
     Args:
         theta_w: (N, 4, H, W), the per-pixel matrix ``[[a, b], [c, d]]`` as channels (a, b, c, d).

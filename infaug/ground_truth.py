@@ -1,4 +1,4 @@
-"""Ground truth for the influence engine (SPEC 2.4): on a convex problem, predicted changes of the
+"""Ground truth for the influence engine: on a convex problem, predicted changes of the
 validation loss must match those measured by actually retraining.
 
 The problem: fixed real features (MNIST digits through a fixed random projection), a multinomial
@@ -6,7 +6,7 @@ logistic regression with L2 = damping trained to convergence in float64. For som
 we remove the sample, for others we replace it by an augmented version (the digit warped by a
 random affine flow with ``infaug.warp``), retrain from the optimum, and compare the measured change
 of the mean validation loss with the prediction: -I_up / n for a removal, +I_aug / n for a
-replacement (SPEC 2.2).
+replacement.
 
 Example:
     >>> from infaug.data import embedded_digits
@@ -73,7 +73,7 @@ def train_logistic(
 ):
     """argmin (1/n) sum CE(W h + b, y) + damping/2 (|W|^2 + |b|^2), by Newton's method to machine
     precision. ``total`` replaces n as the divisor: removing a sample from n keeps the 1/n of the
-    objective (SPEC 2.2's first-order prediction is for exactly that objective)."""
+    objective."""
     n = features.shape[0] if total is None else total
     d = features.shape[1]
     k = int(labels.max()) + 1 if start is None else start[0].shape[0]

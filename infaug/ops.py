@@ -122,7 +122,7 @@ def warp(
     align_corners: bool = False,
     padding_mode: str = "zeros",
 ) -> Tensor:
-    r"""Warps images by a smoothed per-pixel affine flow field (SPEC 1.1), in one fused kernel.
+    r"""Warps images by a smoothed per-pixel affine flow field, in one fused kernel.
 
     For every pixel, with (u, v) the base grid of ``affine_grid``:
 
@@ -169,7 +169,7 @@ def augment(
     align_corners: bool = False,
     padding_mode: str = "zeros",
 ) -> Tensor:
-    r""":func:`warp` followed by a per-image colour transform (SPEC 1.2), in one fused kernel.
+    r""":func:`warp` followed by a per-image colour transform, in one fused kernel.
 
     .. math::
         \mathrm{out}[n, c] = \sum_k \mathrm{color\_w}[n, c, k]\, \mathrm{warp}(x)[n, k] + \mathrm{color\_b}[n, c]
@@ -268,7 +268,7 @@ def influence(
     s_bias: Optional[Tensor],
 ) -> Tensor:
     r"""Up-weighting influence of each sample on the validation loss through a linear top layer
-    with softmax cross-entropy, in closed form (SPEC 1.3), in one fused kernel.
+    with softmax cross-entropy, in closed form, in one fused kernel.
 
     .. math::
         p = \mathrm{softmax}(W h + b), \quad r = p - \mathrm{onehot}(y), \quad a = S h + t, \quad

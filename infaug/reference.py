@@ -1,5 +1,5 @@
-"""The pure-torch definitions of infaug's operators (SPEC 1): the source of truth for the tests and
-the baseline of the benchmarks. Written as plainly as the SPEC states them, and as tightly as plain
+"""The pure-torch definitions of infaug's operators: the source of truth for the tests and
+the baseline of the benchmarks. Written as plainly as the method page (docs/method.md) states them, and as tightly as plain
 torch allows, so that a speed ratio against them is honest.
 
 Example:
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from infaug.flow import base_grid, displacement  # SPEC 1.1 steps 1-3, shared with the runtime
+from infaug.flow import base_grid, displacement  # the flow's grid and displacement, shared with the runtime
 
 __all__ = ["augment", "base_grid", "displacement", "influence", "influence_per_sample", "warp"]
 
@@ -52,7 +52,7 @@ def augment(
     align_corners: bool = False,
     padding_mode: str = "zeros",
 ) -> Tensor:
-    """Reference of :func:`infaug.augment`: ``color_w @ warp(x) + color_b`` per image (SPEC 1.2)."""
+    """Reference of :func:`infaug.augment`: ``color_w @ warp(x) + color_b`` per image."""
     y = warp(x, theta_w, theta_b, smooth=smooth, align_corners=align_corners, padding_mode=padding_mode)
     return torch.baddbmm(color_b.unsqueeze(2), color_w, y.flatten(2)).view_as(y)
 
@@ -60,7 +60,7 @@ def augment(
 def influence(
     features: Tensor, labels: Tensor, weight: Tensor, bias: Tensor | None, s_weight: Tensor, s_bias: Tensor | None
 ) -> Tensor:
-    """Reference of :func:`infaug.influence`: the closed form in torch ops (SPEC 1.3)."""
+    """Reference of :func:`infaug.influence`: the closed form in torch ops."""
     probabilities = torch.softmax(F.linear(features, weight, bias), dim=1)
     residual = probabilities - F.one_hot(labels, weight.shape[0]).to(features.dtype)
     projection = F.linear(features, s_weight, s_bias)

@@ -1,4 +1,4 @@
-"""``infaug run``: every method on the same splits and seeds, and the outputs of SPEC 3.
+"""``infaug run``: every method on the same splits and seeds, and the outputs each run writes.
 
 For each seed: the splits, then G pre-trained once (``random_g`` and ``proposed`` share it; its
 time is counted in both), then each method by :func:`infaug.train.loop.run_method`. After each

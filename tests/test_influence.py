@@ -1,5 +1,5 @@
-"""infaug.influence (SPEC 1.3) and LastLayerInfluence (SPEC 2), including the check against real
-retraining (SPEC 2.4)."""
+"""infaug.influence and LastLayerInfluence, including the check against real
+retraining."""
 
 import math
 import re
@@ -54,7 +54,7 @@ def test_influence_gradcheck(bias, seed, device):
     h, y, W, b, S, t = problem(n=9, d=5, k=3, bias=bias, device=device, seed=seed)
     h.requires_grad_()
     assert torch.autograd.gradcheck(lambda f: infaug.influence(f, y, W, b, S, t), (h,))
-    # and the gradient equals the closed form of SPEC 1.3
+    # and the gradient equals the closed form
     grad = torch.autograd.grad(infaug.influence(h, y, W, b, S, t).sum(), h)[0]
     p = torch.softmax(F.linear(h, W, b), 1)
     a = F.linear(h, S, t)
@@ -404,7 +404,7 @@ def test_engine_bad_input(call, error, message):
 
 
 def test_predictions_match_retraining(mnist_or_embedded):
-    """SPEC 2.4 in small: removals and replacements on real digits, retrained for real."""
+    """The check against retraining in small: removals and replacements on real digits, retrained for real."""
     from infaug.ground_truth import check_influence
 
     result = check_influence(mnist_or_embedded, train_size=2000, validation_size=500, removals=20, replacements=20)

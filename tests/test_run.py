@@ -1,4 +1,4 @@
-"""`infaug run` end to end on tiny configurations: the outputs of SPEC 3, determinism, toy2d."""
+"""`infaug run` end to end on tiny configurations: the outputs a run writes, determinism, toy2d."""
 
 import json
 import pytest

@@ -184,6 +184,59 @@ def test_own_pages_do_not_cite_the_internal_contract():
         assert not re.search(r"\bSPEC\b|\bissue \d+|\bissues? #\d+", text), f"{page.name} cites what users do not have"
 
 
+def test_shipped_code_does_not_cite_the_internal_contract():
+    # The package, its presets, kernels, benchmarks and examples are what users read; the
+    # specification the project was built to is not theirs.
+    shipped = [p for d in ("infaug", "csrc", "benchmarks", "examples", "results")
+               for p in (REPO / d).rglob("*") if p.suffix in {".py", ".toml", ".h", ".cpp", ".cu", ".cuh", ".sh", ".md"}]
+    assert len(shipped) > 30
+    cited = [str(p.relative_to(REPO)) for p in shipped if re.search(r"\bSPEC\b", p.read_text(encoding="utf-8"))]
+    assert not cited, f"files citing SPEC: {cited}"
+
+
+def _quoted_commands(text: str) -> list[str]:
+    """The ``infaug ...`` command lines quoted in a page: inline code spans and lines of its bash
+    blocks (what follows ``infaug `` up to a shell operator)."""
+    spans = re.findall(r"`(infaug [^`]+)`", text)
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        spans += re.findall(r"(?:^|&&|;|\s)(infaug [^&;|#\n]+)", block, flags=re.M)
+    return [s.strip() for s in spans if not s.startswith(("infaug.", "infaug/"))]
+
+
+@pytest.mark.parametrize("page", [README, *OWN_PAGES], ids=lambda p: p.name)
+def test_quoted_commands_parse(page, capsys):
+    import shlex
+
+    from infaug.cli import parser
+
+    commands = _quoted_commands(page.read_text(encoding="utf-8"))
+    if page.name in {"README.md", "cli.md", "results.md"}:
+        assert len(commands) >= 3, commands
+    for command in commands:
+        words = [{"NAME": "mnist", "...": "X"}.get(w, w) for w in shlex.split(command)[1:]]  # placeholders
+        if len(words) < 2 or "[" in command:
+            continue  # "infaug download" as the name of a command, or a usage line with [optional] parts
+        try:
+            parser().parse_args(words)
+        except SystemExit as exit:
+            if exit.code:
+                raise AssertionError(f"{page.name}: `{command}` does not parse: {capsys.readouterr().err}") from None
+
+
+def test_the_code_page_names_every_source_file():
+    text = (DOCS / "layout.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`([\w./*-]+)`", text))
+    for cell in re.findall(r"^\| `([^|]+)` \|", text, flags=re.M):  # "a.py`, `b.py" and "dir/a.py`, `b.py`, `c.py"
+        parts = [p.strip("` ") for p in cell.split(",")]
+        folder = parts[0].rsplit("/", 1)[0] + "/" if "/" in parts[0] else ""
+        named |= {p if "/" in p else folder + p for p in parts}
+    sources = [p.relative_to(REPO).as_posix() for d in ("infaug", "csrc") for p in sorted((REPO / d).rglob("*"))
+               if p.suffix in {".py", ".h", ".cpp", ".cu"} and p.name != "__init__.py"]
+    assert len(sources) > 50
+    missing = [s for s in sources if s not in named]
+    assert not missing, f"docs/layout.md does not name: {missing}"
+
+
 def test_the_configuration_reference_has_every_key():
     from infaug.config import Config, flat
 
@@ -199,6 +252,7 @@ def test_the_configuration_reference_has_every_key():
     channels = next(r for r in rows if r["key"] == "data.channels")
     assert channels["source"] == "docstring" and channels["meaning"].startswith("``channels`` 0 keeps theirs")
     assert set(HOOK.undocumented_keys()) == {r["key"] for r in rows if not r["meaning"]}
+    assert HOOK.undocumented_keys() == [], "every key needs a comment or a docstring clause in infaug/config.py"
 
 
 def test_the_reference_follows_config_py(tmp_path):

@@ -1,4 +1,4 @@
-"""SPEC 3's data protocol: disjoint, stratified, seeded splits."""
+"""The data protocol: disjoint, stratified, seeded splits."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""infaug.warp and infaug.augment (SPEC 1.1, 1.2) against infaug.reference, their gradients,
+"""infaug.warp and infaug.augment against infaug.reference, their gradients,
 their registration with torch (opcheck, compile) and their errors."""
 
 import pytest

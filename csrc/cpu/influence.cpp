@@ -1,4 +1,4 @@
-// CPU kernels of influence (SPEC 1.3): one product of the features with [W; S], then a per-row
+// CPU kernels of influence: one product of the features with [W; S], then a per-row
 // epilogue (softmax, residual, projection, dot product) over the (N, 2K) result, which the
 // forward returns for the backward; the backward is the epilogue's adjoint and one product.
 //

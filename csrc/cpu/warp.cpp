@@ -1,4 +1,4 @@
-// CPU kernels of warp and augment (SPEC 1.1, 1.2): forward and backward, one pass per image.
+// CPU kernels of warp and augment: forward and backward, one pass per image.
 //
 // Per image, in thread-local scratch that stays in cache: the displacement of the affine flow and
 // its box filter, as flat passes over the plane; then, a block of pixels at a time, the sampling
@@ -38,7 +38,7 @@ struct Geometry {
   int64_t C, H, W, HW, radius;
   bool smooth, align_corners;
   T scale_x, scale_y;            // d(pixel index) / d(grid coordinate)
-  std::vector<T> u, v;           // base grid (SPEC 1.1 step 1) at every pixel
+  std::vector<T> u, v;           // base grid at every pixel
   std::vector<T> pixel_x;        // j as T
   std::vector<T> pixel_y;        // i as T
   std::vector<int32_t> column;   // j
@@ -127,7 +127,7 @@ struct ScratchLayout {
 template <typename T>
 using Scratch = Carved<ScratchLayout<T>>;
 
-// SPEC 1.1 steps 2-3: the displacement of the flow into s.disp_x/disp_y, box-filtered when
+// The displacement of the flow into s.disp_x/disp_y, box-filtered when
 // smooth > 1. theta_w (4, H, W) and theta_b (2, H, W) contiguous.
 template <typename T>
 INFAUG_INLINE void smoothed_displacement(const Geometry<T>& g, const T* theta_w, const T* theta_b,

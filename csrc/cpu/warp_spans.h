@@ -24,7 +24,7 @@ INFAUG_INLINE void scale_span(int64_t n, const T* __restrict__ scale, T* __restr
   for (int64_t p = 0; p < n; ++p) inout[p] *= scale[p];
 }
 
-// The displacement D = (a u + b v + e - u, c u + d v + f - v) of the flow (SPEC 1.1 step 2), with
+// The displacement D = (a u + b v + e - u, c u + d v + f - v) of the flow, with
 // u, v the base grid and a..f the per-pixel parameters.
 template <typename T>
 INFAUG_INLINE void displacement_span(int64_t n, const T* __restrict__ u, const T* __restrict__ v,

@@ -1,4 +1,4 @@
-// CUDA kernels of influence (SPEC 1.3): one GEMM of the features against [W; S] (cuBLAS, through
+// CUDA kernels of influence: one GEMM of the features against [W; S] (cuBLAS, through
 // at::mm), then one thread per row for the epilogue over the (N, 2K) result (softmax, residual,
 // projection, dot product), in float32 for half/bfloat16/float32 and float64 for float64. The
 // forward returns the (N, 2K) projections; the backward is the same epilogue producing the

@@ -1,4 +1,4 @@
-// CUDA kernels of warp and augment (SPEC 1.1, 1.2).
+// CUDA kernels of warp and augment.
 //
 // One thread block per tile of 32 x 8 output pixels of one image. The block computes the raw
 // displacement of the flow over the tile and a halo of the box radius into shared memory, box-filters
@@ -47,7 +47,7 @@ struct XStrides {
   int64_t n, c, h, w;
 };
 
-// Base grid coordinate of pixel i on an axis of `size` (SPEC 1.1 step 1).
+// Base grid coordinate of pixel i on an axis of `size`.
 template <typename A>
 __device__ __forceinline__ A base_coordinate(int i, int size, bool align_corners) {
   if (align_corners) return size > 1 ? A(2 * i) / A(size - 1) - A(1) : A(0);

@@ -3,9 +3,7 @@ written for ``help()`` and Sphinx habits, read well as the Markdown mkdocstrings
 
 - Sphinx roles (:func:`warp`, :class:`~infaug.data.Digits`) become code spans;
 - a ``.. math::`` directive becomes a code block holding its formula;
-- a lone ``*`` between two words (``K*P``) is escaped, so it is not taken for emphasis;
-- citations of the project's internal contract ("(SPEC 1.1)", "SPEC 3's"), which users do not
-  have, are dropped.
+- a lone ``*`` between two words (``K*P``) is escaped, so it is not taken for emphasis.
 
 Nothing here changes the package: only the site's copy of each docstring.
 """
@@ -19,14 +17,6 @@ import griffe
 
 ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|exc|obj):`~?([^`]+)`")
 CODE_SPAN = re.compile(r"(`+)(.+?)\1")
-SPEC_PARENS = re.compile(r"\s*\((?:see )?SPEC\b[^()]*\)")
-SPEC_WORDS = re.compile(r"\bSPEC(?:\s+\d+(?:\.\d+)*)?(?:'s)?\s*")
-
-
-def scrub_spec(text: str) -> str:
-    """``text`` without citations of the internal contract."""
-    return SPEC_WORDS.sub("", SPEC_PARENS.sub("", text))
-
 
 def _math_blocks(text: str) -> str:
     lines, out, i = text.splitlines(), [], 0
@@ -64,7 +54,7 @@ def readable(text: str) -> str:
     text = _math_blocks(text)
     chunks = re.split(r"(```text\n.*?```)", text, flags=re.S)  # leave the formulas as they are
     for n in range(0, len(chunks), 2):
-        chunks[n] = _outside_code(chunks[n], lambda t: re.sub(r"(?<=\w)\*(?=\w)", r"\\*", scrub_spec(t)))
+        chunks[n] = _outside_code(chunks[n], lambda t: re.sub(r"(?<=\w)\*(?=\w)", r"\\*", t))
     return "".join(chunks)
 
 

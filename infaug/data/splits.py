@@ -1,4 +1,4 @@
-"""The data protocol of SPEC 3: stratified, seeded splits, recorded so a run can be audited.
+"""The data protocol: stratified, seeded splits, recorded so a run can be audited.
 
 From a pool of labelled training data: a test split (only where the dataset has no official one),
 a labelled subset with the validation split carved from it, and unlabelled images (G's GAN only).

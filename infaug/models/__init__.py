@@ -1,4 +1,4 @@
-"""The learning system's networks (SPEC 3): F (classifiers), G (generator), the critics and E."""
+"""The learning system's networks: F (classifiers), G (generator), the critics and E."""
 
 from infaug.models.classifier import MLP, AllConvNet, ResNet, resnet56
 from infaug.models.critic import Critic

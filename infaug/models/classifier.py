@@ -2,7 +2,7 @@
 
 Every classifier here ends with ``self.head = nn.Linear(D, K)`` and exposes ``features(x)``, the
 (N, D) input of that layer, so ``logits = head(features(x))``. Train it with an L2 penalty on
-``head`` equal to the engine's damping (``infaug.train.classifier``) so SPEC 2.2 holds.
+``head`` equal to the engine's damping (``infaug.train.classifier``) so the influence prediction is for exactly the objective F minimised.
 
 Example:
     >>> import torch

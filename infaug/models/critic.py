@@ -1,4 +1,4 @@
-"""The two critics of G's WGAN-GP pre-training (SPEC 3): one on images, one on flow fields.
+"""The two critics of G's WGAN-GP pre-training: one on images, one on flow fields.
 
 A WGAN critic has no normalisation across the batch (the gradient penalty is per sample), so the
 layers are plain strided convolutions with leaky ReLUs.

@@ -1,4 +1,4 @@
-"""G, the transformation model (SPEC 3, the paper's section 4): tau -> augmentation parameters.
+"""G, the transformation model: tau -> augmentation parameters.
 
 tau (N, latent) is split in two: the spatial part Gs maps its share to a (6, H, W) map through
 transposed convolutions (4 channels of theta_w, 2 of theta_b), plus one global value per channel
@@ -123,7 +123,7 @@ class Generator(nn.Module):
 
 
 def sampling_field(theta_w: Tensor, theta_b: Tensor, smooth: int) -> Tensor:
-    """s = base grid + smoothed displacement (SPEC 1.1 step 4), (N, 2, H, W)."""
+    """s = base grid + smoothed displacement, (N, 2, H, W)."""
     _, _, h, w = theta_w.shape
     base = base_grid(h, w, align_corners=False, dtype=theta_w.dtype, device=theta_w.device)
     return base + displacement(theta_w, theta_b, smooth=smooth)

@@ -1,4 +1,4 @@
-"""Training the learning system's parts (SPEC 3), each a function that reads top to bottom:
+"""Training the learning system's parts, each a function that reads top to bottom:
 
     classifier.ClassifierTrainer, evaluate   F on originals plus augmentations, L2 = damping on its head
     gan.pretrain_generator                   G by WGAN-GP with the image and flow critics

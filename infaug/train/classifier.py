@@ -3,7 +3,7 @@
 Each step trains on a batch of originals together with their augmentations (the method's
 ``augment`` callable; the identity for ``none``), minimising the mean cross-entropy plus
 (damping / 2) |theta|^2 on the last layer, so that the influence engine's damping is the L2 that F
-was trained with (SPEC 2.2).
+was trained with.
 
 Under torchrun (``infaug.distributed``) F is in DistributedDataParallel: every rank draws the same
 global batch, takes its rows ``rank::P``, and weights its loss so that the gradient averaged over

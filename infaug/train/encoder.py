@@ -1,4 +1,4 @@
-"""Training E by influence (SPEC 3): with F and G fixed, minimise the mean I_aug of E's augmentations.
+"""Training E by influence: with F and G fixed, minimise the mean I_aug of E's augmentations.
 
 The loss of a batch of labelled training samples z = (x, y) is
 
@@ -57,7 +57,7 @@ class Objective(Protocol):
 
 
 class LastLayerObjective:
-    """I_aug through F's last layer (SPEC 3): ``influence`` of F's features of x~ against the
+    """I_aug through F's last layer: ``influence`` of F's features of x~ against the
     engine's s_val, minus I_up of the original row (computed once, F being fixed).
 
     Args:

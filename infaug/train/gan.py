@@ -1,4 +1,4 @@
-"""G's pre-training by WGAN-GP (Gulrajani et al., 2017) with two critics (SPEC 3, paper 4.3).
+"""G's pre-training by WGAN-GP (Gulrajani et al., 2017) with two critics.
 
 - the image critic tells real images x from augmented ones G(x', tau), tau from the prior;
 - the flow critic tells G's smoothed sampling fields from those of random affine transforms in

@@ -1,4 +1,4 @@
-"""The alternating loop (SPEC 3), one function for every method: :func:`run_method`.
+"""The alternating loop, one function for every method: :func:`run_method`.
 
     F's warm-up (the first loop.warmup share of its epochs, with the method's augmentation)
     for each round:

@@ -206,7 +206,7 @@ def main() -> None:
         for source, d in table["diagnostics"].items():
             print(f"  {source:>14} augmentations: held-out I_aug {d['holdout_i_aug_mean']:+.4f}; last layer retrained on all of them: "
                   f"predicted {d['last_layer_predicted_mean']:+.4f}, measured {d['last_layer_actual_mean']:+.4f} (val loss, {d['seeds']} seeds)")
-    # The paper's numbers (SPEC 4) beside ours, as the README's table.
+    # The paper's numbers beside ours, as the README's table.
     paper = {"1pct": {"none": "90.2", "heuristic": "95.9", "proposed": "96.7"}, "10pct": {"none": "97.3", "heuristic": "99.0", "proposed": "99.3"}}
     for name, table in out.items():
         print(f"\n{name}:\n| method | seeds | test acc % (mean ± sd) | paper | proposed minus this (seeds proposed wins; paired t) | seconds a run |\n"
