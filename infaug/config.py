@@ -87,6 +87,10 @@ class ClassifierConfig:
     lr: float = 0.002  # AdamW's peak learning rate, cosine-decayed to 0 over the run
     weight_decay: float = 5e-4  # on the layers before the head
     damping: float = 0.01  # L2 on the head, and the influence engine's damping
+    # F's weights and activations in the channels-last (NHWC) layout, oneDNN's fast path for
+    # convolutions on the CPU (about 1.2x to 1.3x per training step); false: NCHW, the layout of
+    # the committed MNIST runs (their numbers reproduce bit for bit only with it)
+    channels_last: bool = True
 
 
 @dataclass(frozen=True)

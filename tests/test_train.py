@@ -252,3 +252,56 @@ def test_pretrain_generator_moves_g_from_the_identity_and_records_finite_losses(
     with torch.no_grad():
         moved = g(images[:8], g.sample_latent(8))
     assert not torch.allclose(moved, images[:8])
+
+
+def _one_step_gradients(layout, width=16, dtype=torch.float32):
+    torch.manual_seed(0)
+    model = AllConvNet(1, 10, width).to(dtype)
+    model = model.to(memory_format=layout)
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(32, 1, 28, 28, generator=g, dtype=dtype)
+    y = torch.randint(0, 10, (32,), generator=g)
+    nn.functional.cross_entropy(model(x), y).backward()
+    return [p.grad.detach().double() for p in model.parameters()]
+
+
+def test_channels_last_f_step_is_within_its_stated_tolerance_of_nchw():
+    # classifier.channels_last (the default) runs F's convolutions and batch norms in NHWC. Its
+    # batch-norm reductions round differently: every parameter's gradient of one step is within
+    # 1e-2 of NCHW's relative in norm (measured: at most about 3e-3 at width 64, 1e-3 at 16),
+    # while NCHW and NHWC in float64 agree to 1e-10: the difference is rounding, not another function.
+    nchw, nhwc = _one_step_gradients(torch.contiguous_format), _one_step_gradients(torch.channels_last)
+    for a, b in zip(nchw, nhwc, strict=True):
+        assert float((a - b).norm() / a.norm()) < 1e-2
+    exact = zip(_one_step_gradients(torch.contiguous_format, dtype=torch.float64),
+                _one_step_gradients(torch.channels_last, dtype=torch.float64), strict=True)
+    for a, b in exact:
+        assert float((a - b).norm() / a.norm()) < 1e-10
+
+
+def test_channels_last_f_training_is_bitwise_reproducible():
+    def train():
+        torch.manual_seed(0)
+        model = AllConvNet(1, 10, 8).to(memory_format=torch.channels_last)
+        trainer = ClassifierTrainer(model, total_epochs=2, steps_per_epoch=2, lr=1e-2, weight_decay=5e-4, damping=0.01)
+        g = torch.Generator().manual_seed(2)
+        x, y = torch.rand(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g)
+        trainer.train(x, y, 2, augment=lambda v, rng: v.flip(3), batch_size=32, generator=torch.Generator().manual_seed(3))
+        return [p.detach().clone() for p in model.parameters()]
+
+    for a, b in zip(train(), train(), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_the_task_builds_f_in_the_configured_layout(channels_last):
+    from infaug.config import Config
+    from infaug.data import Digits
+    from infaug.train.task import build_task
+
+    g = torch.Generator().manual_seed(0)
+    pool = Digits(torch.rand(400, 1, 28, 28, generator=g), torch.arange(400) % 10)
+    config = Config().replace({"data.labelled": 100, "data.validation": 20, "data.test": 100,
+                               "classifier.channels_last": channels_last})
+    weight = build_task(config, 0, torch.device("cpu"), pool, None).make_classifier().body[1][0].weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) == channels_last

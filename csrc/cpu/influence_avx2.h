@@ -1,14 +1,14 @@
-// The two products of influence on the CPU, for row-major float32/float64 operands, written with
-// AVX2 intrinsics: a tall-skinny shape (N rows, 2K of 20 or 200 columns) that BLAS libraries
-// handle poorly on some CPUs (MKL reaches about a third of the FMA peak on AMD cores).
-// Call only when use_avx2() (cpu_features.h) is true.
+// The row-wise epilogues of influence on the CPU, for float32 with AVX2 and FMA: everything but the
+// two matrix products (which BLAS computes, see influence.cpp). Call only when use_avx2()
+// (cpu_features.h) is true. Each row i reads g_i = G[i] = [W h_i, S h_i] (2K values, biases not
+// added) and computes, with z = W h + b, a = S h + t, p = softmax(z):
 //
-//   project_rows: G[i, j] = <f_i, wc_j>           for rows i in [0, rows), j in [0, J)
-//   combine_rows: out[i, :] = sum_j C[i, j] wc_j   for rows i in [0, rows)
+//   score_rows:        scores[i] = -(<p, a> - a[y_i])
+//   coefficient_rows:  C[i] = -grad_scores[i] * [p * (a - <p, a>), p - onehot(y_i)], the
+//                      coefficients of the rows of [W; S] in d score_i / d h_i
 //
-// wc is [W; S], (J, D), contiguous. f and out have row strides ldf and ldo and unit column stride;
-// G and C are contiguous (rows, J). The caller hands out rows a block at a time, sized so that a
-// block of f stays in L2 while every 4 rows of wc pass over it.
+// b and t may be null (no bias). G and C are contiguous (rows, 2K). Rows are independent, so the
+// results do not depend on how the caller splits them between threads.
 #pragma once
 
 #include <cstdint>
@@ -17,14 +17,11 @@
 
 namespace infaug::cpu {
 
-template <typename T>
-INFAUG_AVX2 void project_rows(const T* f, int64_t ldf, const T* wc, int64_t D, int64_t J,
-                              int64_t rows, T* G);
+INFAUG_AVX2 void score_rows(const float* G, int64_t K, const float* b, const float* t,
+                            const int64_t* y, int64_t rows, float* scores);
 
-// stream: write out with non-temporal stores (for outputs far larger than the caches); the
-// caller must order them (_mm_sfence, done here before returning).
-template <typename T>
-INFAUG_AVX2 void combine_rows(const T* C, const T* wc, int64_t D, int64_t J, int64_t rows, T* out,
-                              int64_t ldo, bool stream);
+INFAUG_AVX2 void coefficient_rows(const float* G, int64_t K, const float* b, const float* t,
+                                  const int64_t* y, const float* grad_scores, int64_t rows,
+                                  float* C);
 
 }  // namespace infaug::cpu

@@ -127,10 +127,11 @@ def build_task(config: Config, seed: int, device: torch.device, pool: Digits, of
         )
 
     channels, height, width = pool.images.shape[1:]
+    layout = torch.channels_last if c.channels_last else torch.contiguous_format
     if c.arch == "allconv":
-        make_classifier = lambda: AllConvNet(channels, num_classes, c.width).to(device)  # noqa: E731
+        make_classifier = lambda: AllConvNet(channels, num_classes, c.width).to(device, memory_format=layout)  # noqa: E731
     elif c.arch == "resnet56":
-        make_classifier = lambda: resnet56(channels, num_classes).to(device)  # noqa: E731
+        make_classifier = lambda: resnet56(channels, num_classes).to(device, memory_format=layout)  # noqa: E731
     else:
         raise ValueError(f"config: classifier.arch = {c.arch!r} takes points, not images; use 'allconv' or 'resnet56'")
     return Task(
