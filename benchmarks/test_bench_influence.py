@@ -3,10 +3,13 @@ gradients, as pytest-benchmark groups: one group per (device, N, D, K, mode) hol
 
     fused        infaug.influence
     closed_form  infaug.reference.influence
+    closed_form_compiled  the same under torch.compile (inductor), unless --bench-quick or --bench-compile off
+    floor        the matrix products the operator cannot avoid, by torch.mm: the features against the
+                 stacked [W; S] (2K x D), and with a backward also an (N, 2K) matrix against [W; S]
     per_sample   infaug.reference.influence_per_sample, where its (N, K, D) tensor fits in
                  --bench-per-sample-limit GB (a third of that for forward+backward), as bench_influence.py
 
-at N in {4096, 50000}, D in {512, 2048}, K in {10, 100} (N = 1024, D in {64, 256} with
+at N in {4096, 50000}, D in {512, 2048}, K in {10, 100, 1000} (N = 1024, D in {64, 256} with
 --bench-quick), in bench_influence.py's modes ``forward`` (no grad) and ``forward_backward``
 (features requiring grad), float32.
 
@@ -24,10 +27,11 @@ import torch
 
 import bench_influence  # the script beside this file (conftest puts benchmarks/ on the path)
 
-SIZES = [(n, d, k) for n in (4096, 50000) for d in (512, 2048) for k in (10, 100)]
+SIZES = [(n, d, k) for n in (4096, 50000) for d in (512, 2048) for k in (10, 100, 1000)]
 QUICK_SIZES = [(1024, d, k) for d in (64, 256) for k in (10, 100)]
 MODES = ["forward", "forward_backward"]
 CANDIDATES = {"fused": "infaug", "closed_form": "closed_form", "per_sample": "per_sample"}  # -> bench_influence.CANDIDATES
+EXTRA = ["closed_form_compiled", "floor"]
 
 # float32 against the closed form, relative in norm: the products differ only in summation order.
 TOLERANCE = 1e-5
@@ -40,7 +44,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "mode" in metafunc.fixturenames:
         metafunc.parametrize("mode", MODES)
     if "candidate" in metafunc.fixturenames:  # the candidates of one group last: they run one after the other
-        metafunc.parametrize("candidate", list(CANDIDATES))
+        config = metafunc.config
+        option = config.getoption("--bench-compile")
+        compiled = option == "on" or (option == "auto" and not config.getoption("--bench-quick"))
+        metafunc.parametrize("candidate", list(CANDIDATES) + EXTRA[0 if compiled else 1:])
 
 
 _AGREED: set = set()
@@ -78,8 +85,37 @@ def floor_bytes(mode: str, n: int, d: int, k: int) -> int:
     return 4 * elements + 8 * n
 
 
+_COMPILED: list = []
+
+
+def compiled_closed_form():
+    if not _COMPILED:
+        torch._dynamo.config.recompile_limit = 256  # every size compiles once; never fall back to eager
+        torch._dynamo.config.fail_on_recompile_limit_hit = True
+        _COMPILED.append(torch.compile(bench_influence.CANDIDATES["closed_form"], dynamic=False))
+    return _COMPILED[0]
+
+
+def floor_step(mode: str, h, y, W, b, S, t, grad_out):
+    """The products alone: features @ [W; S]^T, and for a backward (N, 2K) @ [W; S]."""
+    stacked = torch.cat([W, S]).contiguous()
+    coefficients = torch.randn(h.shape[0], 2 * W.shape[0], generator=torch.Generator().manual_seed(2)).to(h)
+
+    def run():
+        torch.mm(h, stacked.t())
+        if mode != "forward":
+            torch.mm(coefficients, stacked)
+
+    return run
+
+
 def test_influence(bench, assert_close_outputs, per_sample_limit, device, size, mode, candidate):
     n, d, k = size
+    if candidate == "floor":
+        tensors = problem(size, device)
+        bench(floor_step(mode, *tensors), torch.device(device), group=f"influence {device} N={n} D={d} K={k} {mode}",
+              candidate=candidate, warmup=2, n=n, d=d, k=k, mode=mode, dtype="float32")
+        return
     if candidate == "per_sample":
         gigabytes = n * k * d * 4 / 2**30
         # fwd+bwd through (N, K, D) keeps about three such tensors alive (bench_influence.bench_size)
@@ -91,7 +127,7 @@ def test_influence(bench, assert_close_outputs, per_sample_limit, device, size, 
         bench_influence.check_agreement(torch.device(device))  # raises on any disagreement
         _AGREED.add(device)
     tensors = problem(size, device)
-    fn = bench_influence.CANDIDATES[CANDIDATES[candidate]]
+    fn = compiled_closed_form() if candidate == "closed_form_compiled" else bench_influence.CANDIDATES[CANDIDATES[candidate]]
     if candidate != "closed_form":
         expected = outputs(bench_influence.CANDIDATES["closed_form"], mode, *tensors)
         assert_close_outputs(f"influence {candidate} {mode}", outputs(fn, mode, *tensors), expected, TOLERANCE)

@@ -88,3 +88,29 @@ def test_pipeline_step(bench, quick, device, step_name, candidate):
     batch = made["batch"][step_name]
     label = f"E step (batch {batch})" if step_name == "e_step" else f"F step ({batch} + {batch} augmented)"
     bench(step, torch.device(device), group=f"pipeline {device} {label}", candidate=candidate, step=step_name, batch=batch)
+
+
+# ---- F's training step in its two layouts (classifier.channels_last) ---------------------------
+
+LAYOUTS = {"fused": torch.channels_last, "nchw": torch.contiguous_format}  # "fused": the default layout
+
+
+@pytest.mark.parametrize("width", [32, 64])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_f_step_layout(bench, device, width, layout):
+    """One step of ClassifierTrainer.train as infaug run takes it (64 originals plus 64 augmentations,
+    AdamW, the non-finite check, the schedule), F at ``width`` in channels-last (the default,
+    reported as "fused") against NCHW (the layout before ``classifier.channels_last``)."""
+    from infaug.models import AllConvNet
+    from infaug.train.classifier import ClassifierTrainer
+
+    torch.manual_seed(0)
+    model = AllConvNet(1, 10, width).to(device, memory_format=LAYOUTS[layout])
+    trainer = ClassifierTrainer(model, total_epochs=10**6, steps_per_epoch=1, lr=1e-3, weight_decay=5e-4, damping=0.01)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(64, 1, 28, 28, generator=g).to(device), torch.randint(0, 10, (64,), generator=g).to(device)
+
+    def step():
+        trainer.train(x, y, 1, augment=lambda v, rng: v.flip(3), batch_size=64, generator=torch.Generator().manual_seed(2))
+
+    bench(step, torch.device(device), group=f"F step {device} width={width}", candidate=layout, warmup=2, width=width)
