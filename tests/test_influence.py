@@ -63,9 +63,12 @@ def test_influence_gradcheck(bias, seed, device):
     torch.testing.assert_close(grad, expected)
 
 
-# Shapes that reach every edge of the CPU row kernels: row tiles of 3 (forward) and 6 (backward),
-# column tiles of 4, vectors of 8 (float32) or 4 (float64) along D with a scalar tail, blocks of rows.
-@pytest.mark.parametrize("n, d, k", [(1, 1, 1), (5, 3, 2), (7, 9, 3), (13, 17, 5), (50, 64, 10), (601, 129, 7)])
+# Shapes that reach every edge of the CPU kernels: for K <= 32 the register tiles of the products
+# (row tiles of 3 forward and 6 backward, column tiles of 4, vectors of 8 (float32) or 4 (float64)
+# along D with a scalar tail, blocks of rows); the vectorised epilogues' 8 classes at a time with a
+# partial last vector; and above K = 32 (and without unit column stride) the products by BLAS.
+@pytest.mark.parametrize("n, d, k", [(1, 1, 1), (5, 3, 2), (7, 9, 3), (13, 17, 5), (50, 64, 10), (601, 129, 7),
+                                     (97, 40, 32), (61, 35, 33), (300, 70, 41)])
 @pytest.mark.parametrize("layout", ["contiguous", "row_slice", "column_stride"])
 def test_influence_agrees_over_tile_edges(n, d, k, layout, dtype, device):
     h, y, W, b, S, t = problem(n=n, d=d, k=k, dtype=dtype, device=device, seed=n + d)
