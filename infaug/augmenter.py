@@ -3,7 +3,9 @@
 It holds G and, for a learned augmentation, E: ``augmenter(x)`` draws tau = E(x) (E's mean plus
 its noise), or tau from G's prior when there is no E, and returns G(x, tau) through the fused
 ``infaug.augment``. ``save`` writes both networks and their constructor arguments to one file
-(atomically); ``Augmenter.load`` rebuilds it without the rest of the system.
+(atomically, with the SHA-256 of its contents inside); ``Augmenter.load`` rebuilds it without the
+rest of the system, and refuses a damaged file naming it
+(:class:`~infaug.util.files.CorruptFileError`).
 
 Example:
     >>> import torch, infaug
@@ -24,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from infaug.util.atomic import atomic_write
+from infaug.util.files import CorruptFileError, load_checked, save_checked
 from infaug.models import Encoder, Generator
 
 __all__ = ["Augmenter"]
@@ -86,18 +89,27 @@ class Augmenter(nn.Module):
                 "state": self.encoder.state_dict(),
             },
         }
-        return atomic_write(path, lambda temporary: torch.save(payload, temporary))
+        return atomic_write(path, lambda temporary: save_checked(payload, temporary))
 
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> "Augmenter":
-        """The Augmenter saved at ``path``, on ``map_location``, in eval mode."""
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        """The Augmenter saved at ``path``, on ``map_location``, in eval mode.
+
+        Raises ``FileNotFoundError`` for a missing file and
+        :class:`~infaug.util.files.CorruptFileError` (a ``ValueError``) naming ``path`` for one that
+        is truncated or altered, or is no Augmenter file."""
+        payload = load_checked(path, map_location=map_location)
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise ValueError(f"{path} is not an infaug Augmenter file (expected format {FORMAT!r})")
-        generator = Generator(**payload["generator"]["args"])
-        generator.load_state_dict(payload["generator"]["state"])
-        encoder = None
-        if payload["encoder"] is not None:
-            encoder = Encoder(**payload["encoder"]["args"])
-            encoder.load_state_dict(payload["encoder"]["state"])
+            found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+            raise CorruptFileError(f"{path} is not an infaug Augmenter file (expected format {FORMAT!r}, found {found!r})")
+        try:
+            generator = Generator(**payload["generator"]["args"])
+            generator.load_state_dict(payload["generator"]["state"])
+            encoder = None
+            if payload["encoder"] is not None:
+                encoder = Encoder(**payload["encoder"]["args"])
+                encoder.load_state_dict(payload["encoder"]["state"])
+        except (KeyError, TypeError, RuntimeError) as error:
+            raise CorruptFileError(f"{path}: an infaug Augmenter file whose networks cannot be rebuilt "
+                                   f"({type(error).__name__}: {str(error).splitlines()[0][:200]})") from None
         return cls(generator, encoder, temperature=payload.get("temperature", 1.0)).to(map_location).eval()

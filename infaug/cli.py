@@ -20,7 +20,7 @@
 
     infaug download NAME --data-dir DIR [--mirror URL ...] [--mirror-only] [--retries N]
         Fetches a dataset (mnist, fashion-mnist) into DIR/<folder>/raw (torchvision's layout),
-        skipping files whose MD5 verifies, resuming interrupted downloads and trying the mirrors in
+        skipping files whose content verifies, resuming interrupted downloads and trying the mirrors in
         turn (--mirror URLs first, then INFAUG_MIRRORS, then the dataset's own); prints the folder
         to pass as --data-dir.
 """
@@ -97,10 +97,8 @@ def check_influence(args: argparse.Namespace) -> None:
 
 
 def run_command(args: argparse.Namespace) -> dict:
-    import json
-
     from infaug.config import Config, load_config, load_preset
-    from infaug.data.sources import CorruptFileError
+    from infaug.util.files import CorruptFileError, read_json
     from infaug import distributed
     from infaug.run import RunError, run
 
@@ -121,7 +119,7 @@ def run_command(args: argparse.Namespace) -> dict:
             saved = out / "config.json"
             if not saved.exists():
                 raise SystemExit(f"infaug run --resume: {saved} not found, so {out} holds no run to continue (give --out)")
-            config = Config.from_dict(json.loads(saved.read_text()), source=str(saved))
+            config = Config.from_dict(read_json(saved, "run's config.json"), source=str(saved))
         else:
             config = load_preset(args.preset or "default")
             if args.config:
@@ -143,16 +141,45 @@ def run_command(args: argparse.Namespace) -> dict:
     return metrics
 
 
+def _check_metrics(metrics, path: Path) -> None:
+    """Raises CorruptFileError unless ``metrics`` has the shape ``infaug run`` writes."""
+    from infaug.util.files import CorruptFileError
+
+    def bad(what: str) -> CorruptFileError:
+        return CorruptFileError(f"{path}: not a metrics.json written by infaug run ({what})")
+
+    if not isinstance(metrics, dict):
+        raise bad(f"a JSON {type(metrics).__name__}, not an object")
+    parts = metrics.get("variants") or {"": metrics}
+    for name, part in parts.items():
+        where = f"variants.{name}." if name else ""
+        methods = part.get("methods") if isinstance(part, dict) else None
+        if not isinstance(methods, dict) or not methods:
+            raise bad(f"no {where}methods")
+        for method, entry in methods.items():
+            values = entry.get("test_accuracy") if isinstance(entry, dict) else None
+            if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                raise bad(f"{where}methods.{method}.test_accuracy is not a list of numbers")
+
+
 def table_command(args: argparse.Namespace) -> None:
-    import json
-
     from infaug.report import markdown_table, summary_table
+    from infaug.util.files import CorruptFileError, read_json
 
-    metrics = json.loads(Path(args.metrics).read_text())
-    for name, part in (metrics.get("variants") or {"": metrics}).items():
-        if name:
-            print(f"{name}:")
-        print(markdown_table(part) if args.markdown else summary_table(part))
+    path = Path(args.metrics)
+    try:
+        metrics = read_json(path, "metrics.json")
+        _check_metrics(metrics, path)
+        lines = []
+        for name, part in (metrics.get("variants") or {"": metrics}).items():
+            if name:
+                lines.append(f"{name}:")
+            lines.append(markdown_table(part) if args.markdown else summary_table(part))
+    except (CorruptFileError, FileNotFoundError) as error:
+        raise SystemExit(f"infaug table: {error}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:  # a shape _check_metrics let through
+        raise SystemExit(f"infaug table: {path}: not a metrics.json written by infaug run ({type(error).__name__}: {error})") from None
+    print("\n".join(lines))
 
 
 def download_command(args: argparse.Namespace) -> Path:

@@ -421,8 +421,9 @@ def load_preset(name: str) -> Config:
 
 
 def load_config(path: str | Path, *, base: Config | None = None) -> Config:
-    """The TOML file ``path`` laid over ``base`` (the defaults when None). A missing file or a TOML
-    syntax error is reported as a ValueError naming the file (and the line, where TOML says)."""
+    """The TOML file ``path`` laid over ``base`` (the defaults when None). A missing or empty file,
+    one that is not UTF-8 or a TOML syntax error is reported as a ValueError naming the file (and the
+    line, where TOML says)."""
     path = Path(path)
     try:
         with path.open("rb") as f:
@@ -431,4 +432,10 @@ def load_config(path: str | Path, *, base: Config | None = None) -> Config:
         raise ValueError(f"config file {path} not found") from None
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path}: not valid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not valid TOML: not UTF-8 text at byte {error.start}") from None
+    except IsADirectoryError:
+        raise ValueError(f"config file {path} is a directory, not a TOML file") from None
+    if not values:  # an emptied file reads as valid TOML: refuse it rather than run the defaults
+        raise ValueError(f"{path}: holds no configuration keys (an empty file?); `infaug run` without --config runs the defaults")
     return Config.from_dict(values, base=base, source=str(path))

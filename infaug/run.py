@@ -26,6 +26,7 @@ import torch
 
 from infaug import distributed, report
 from infaug.util.atomic import atomic_write
+from infaug.util.files import read_json, with_digest
 from infaug.augmenter import Augmenter
 from infaug.config import Config, differing_keys, flat
 from infaug.models import Generator
@@ -56,7 +57,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def _write_json(path: Path, value: dict) -> None:
-    text = json.dumps(value, indent=1)
+    """``value`` as JSON with its checksum (:func:`~infaug.util.files.with_digest`), atomically."""
+    text = json.dumps(with_digest(value), indent=1)
     atomic_write(path, lambda temporary: temporary.write_text(text))
 
 
@@ -117,6 +119,13 @@ def run(config: Config, out_dir: str | Path, *, echo=print, resume: bool = False
     echo = echo if main else None
     if main:
         check_output_dir(out)
+    # Every file the run reads is checked before the folder is touched: a truncated or altered data
+    # file or checkpoint stops the run with the file named, and the previous run's outputs stay.
+    data = load_pool(config)
+    if main:
+        if resume:
+            for directory in _run_dirs(out):
+                Checkpoints(directory / "checkpoints").verify()
         _check_resume(config, out, resume)
     distributed.barrier()  # the others start once rank 0 has checked (and, without --resume, cleared) the folder
     handler = _setup_log(out, append=resume) if main else logging.NullHandler()
@@ -124,8 +133,8 @@ def run(config: Config, out_dir: str | Path, *, echo=print, resume: bool = False
         _write_config(out, config)
     try:
         if config.data.dataset == "toy2d" and config.data.toy_shift > 0:
-            return _run_toy_variants(config, out, echo)
-        metrics, task, results, gan = _run(config, out, echo)
+            return _run_toy_variants(config, out, echo, data)
+        metrics, task, results, gan = _run(config, out, echo, data)
         if not main:
             return metrics
         from infaug.pictures import draw_pictures
@@ -169,7 +178,7 @@ def _check_resume(config: Config, out: Path, resume: bool) -> None:
         return
     if not (out / "config.json").exists():
         raise RunError(f"--resume: {out / 'config.json'} not found, so {out} holds no run to continue")
-    ran = json.loads((out / "config.json").read_text())
+    ran = read_json(out / "config.json", "run's config.json")
     differ = sorted(differing_keys(ran, config.to_dict()) - set(_MAY_CHANGE_ON_RESUME))  # a key added since: its default
     if differ:
         saved, wanted, defaults = flat(ran), flat(config.to_dict()), flat(Config().to_dict())
@@ -179,7 +188,7 @@ def _check_resume(config: Config, out: Path, resume: bool) -> None:
                        "resume without changing those keys, or start a new run in another --out")
 
 
-def _run_toy_variants(config: Config, out: Path, echo) -> dict:
+def _run_toy_variants(config: Config, out: Path, echo, data: tuple) -> dict:
     from infaug.pictures import toy2d_row
 
     rows, variants = [], {}
@@ -188,7 +197,7 @@ def _run_toy_variants(config: Config, out: Path, echo) -> dict:
         variant = config.replace({"data.toy_shift": shift})
         if distributed.is_main():
             _write_config(out / name, variant)  # run() wrote the whole run's into out
-        metrics, task, results, _ = _run(variant, out / name, echo)
+        metrics, task, results, _ = _run(variant, out / name, echo, data)
         variants[name] = metrics
         if {"none", "proposed"} <= set(results):
             title = "validation as training" if not shift else f"validation moved down by {shift}"
@@ -227,11 +236,12 @@ def _say(echo, message: str) -> None:
         echo(message)
 
 
-def _run(config: Config, out: Path, echo) -> tuple:
-    """(metrics, the first seed's task, its results by method, G's pre-training history)."""
+def _run(config: Config, out: Path, echo, data: tuple) -> tuple:
+    """(metrics, the first seed's task, its results by method, G's pre-training history), with
+    ``data`` = :func:`~infaug.train.task.load_pool` (config)."""
     out.mkdir(parents=True, exist_ok=True)
     device = distributed.setup(resolve_device(config.run.device))  # cuda:LOCAL_RANK under torchrun
-    pool, official_test = load_pool(config)
+    pool, official_test = data
     checkpoints = Checkpoints(out / "checkpoints", every=config.run.checkpoint_every)
     if distributed.is_main():
         checkpoints.clean()

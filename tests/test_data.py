@@ -3,7 +3,6 @@ errors for missing, truncated and corrupt files."""
 
 import gzip
 import hashlib
-import shutil
 
 import numpy as np
 import pytest
@@ -75,10 +74,10 @@ def test_read_idx_truncated_and_corrupt_gzip(tmp_path):
         read_idx(bad)
 
 
-def test_load_idx_dataset_fashion_layout_uncompressed(tmp_path):
-    written = tiny_dataset(tmp_path, "FashionMNIST", n=20, size=(28, 28), gz=False)
+def test_load_idx_dataset_uncompressed(tmp_path):
+    written = tiny_dataset(tmp_path, "Clothes", n=20, size=(28, 28), gz=False)
     for split in ("train", "test"):
-        digits = load_idx_dataset(tmp_path, "FashionMNIST", split)
+        digits = load_idx_dataset(tmp_path, "Clothes", split)
         images, labels = written[split]
         assert digits.images.shape == (20, 1, 28, 28) and digits.images.dtype == torch.float32
         assert digits.labels.dtype == torch.int64 and digits.classes == ()
@@ -102,9 +101,11 @@ def test_load_idx_dataset_prefers_the_gz(tmp_path):
     assert digits.labels.tolist() == written["train"][1].tolist()
 
 
-def test_load_idx_dataset_checks_known_gz_files(tmp_path):
-    tiny_dataset(tmp_path, "FashionMNIST", gz=True)  # not the real Fashion-MNIST: its MD5 differs
-    with pytest.raises(CorruptFileError, match=r"FashionMNIST/raw/train-images-idx3-ubyte.gz: MD5 [0-9a-f]{32} does not match the expected 8d4fb7e6c68d591d4c3dfef9ec88bf0d"):
+@pytest.mark.parametrize("gz", [True, False])
+def test_a_known_datasets_files_are_checked_by_their_content(tmp_path, gz):
+    tiny_dataset(tmp_path, "FashionMNIST", gz=gz)  # not the real Fashion-MNIST: 20 images, not 60000
+    name = "train-images-idx3-ubyte" + (".gz" if gz else "")
+    with pytest.raises(CorruptFileError, match=rf"FashionMNIST/raw/{name}: its IDX header gives the shape \(20, 28, 28\), expected \(60000, 28, 28\) for train-images-idx3-ubyte.gz"):
         load_idx_dataset(tmp_path, "FashionMNIST", "train")
 
 
@@ -133,36 +134,69 @@ def test_load_idx_dataset_missing_files(tmp_path):
         load_idx_dataset(tmp_path, "Mine", "val")
 
 
-def copy_mnist_test_split(root):
-    """MNIST's two test files copied into root/MNIST/raw: (that folder, the labels file)."""
+def mnist_test_split_as(root, how):
+    """MNIST's two test files in root/MNIST/raw: as shipped ("original"), decompressed and compressed
+    again as `gunzip -c F | gzip -n -9` does ("recompressed"), or decompressed ("decompressed")."""
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
-        shutil.copyfile(DATA_DIR / "MNIST" / "raw" / name, raw / name)
-    return raw, raw / "t10k-labels-idx1-ubyte.gz"
+        original = (DATA_DIR / "MNIST" / "raw" / name).read_bytes()
+        if how == "original":
+            (raw / name).write_bytes(original)
+        elif how == "recompressed":
+            (raw / name).write_bytes(gzip.compress(gzip.decompress(original), compresslevel=9, mtime=0))
+        else:
+            (raw / name[: -len(".gz")]).write_bytes(gzip.decompress(original))
+    return raw
 
 
 @needs_mnist
-def test_truncated_mnist_file_names_file_and_sizes(tmp_path):
-    raw, labels = copy_mnist_test_split(tmp_path)
+@pytest.mark.parametrize("how", ["recompressed", "decompressed"])
+def test_mnist_compressed_again_or_not_at_all_gives_the_same_digits(tmp_path, how):
+    raw = mnist_test_split_as(tmp_path, how)
+    if how == "recompressed":  # another container: a different file, the same content
+        assert (raw / "t10k-images-idx3-ubyte.gz").read_bytes() != (DATA_DIR / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz").read_bytes()
+    digits, original = load_mnist(tmp_path, "test"), load_mnist(DATA_DIR, "test")
+    assert torch.equal(digits.images, original.images) and torch.equal(digits.labels, original.labels)
+
+
+@needs_mnist
+@pytest.mark.parametrize("how", ["original", "recompressed", "decompressed"])
+def test_a_truncated_mnist_file_is_refused_naming_it_and_what_differs(tmp_path, how):
+    raw = mnist_test_split_as(tmp_path, how)
+    labels = next(raw.glob("t10k-labels-idx1-ubyte*"))
     labels.write_bytes(labels.read_bytes()[:3000])
-    with pytest.raises(CorruptFileError, match=r"MNIST/raw/t10k-labels-idx1-ubyte.gz: expected 4542 bytes, found 3000"):
+    if how == "decompressed":
+        message = r"MNIST/raw/t10k-labels-idx1-ubyte: expected 10008 bytes, found 3000 \(truncated\)"
+    else:
+        message = r"MNIST/raw/t10k-labels-idx1-ubyte.gz: the gzip data is truncated or corrupt \(EOFError"
+    with pytest.raises(CorruptFileError, match=message):
         load_mnist(tmp_path, "test")
-    # the same cut file outside a known folder: the gzip stream itself says it is truncated
-    other = tmp_path / "Other" / "raw"
-    shutil.copytree(raw, other)
-    with pytest.raises(CorruptFileError, match=r"Other/raw/t10k-labels-idx1-ubyte.gz: the gzip data is truncated or corrupt"):
-        load_idx_dataset(tmp_path, "Other", "test")
 
 
 @needs_mnist
-def test_corrupt_mnist_file_of_the_right_size_names_both_md5s(tmp_path):
-    raw, labels = copy_mnist_test_split(tmp_path)
+@pytest.mark.parametrize("how", ["recompressed", "decompressed"])
+def test_an_altered_mnist_file_is_refused_naming_both_checksums(tmp_path, how):
+    raw = mnist_test_split_as(tmp_path, how)
+    labels = next(raw.glob("t10k-labels-idx1-ubyte*"))
+    data = bytearray(gzip.decompress(labels.read_bytes()) if how == "recompressed" else labels.read_bytes())
+    data[2000] = (data[2000] + 1) % 10  # one label changed: a well-formed file with other data
+    labels.write_bytes(gzip.compress(bytes(data), mtime=0) if how == "recompressed" else bytes(data))
+    actual = hashlib.sha256(bytes(data)).hexdigest()
+    what = "decompressed bytes" if how == "recompressed" else "bytes"
+    with pytest.raises(CorruptFileError, match=rf"t10k-labels-idx1-ubyte(.gz)?: its data differ from the official t10k-labels-idx1-ubyte.gz: "
+                                               rf"SHA-256 of its 10008 {what} is {actual}, expected ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"):
+        load_mnist(tmp_path, "test")
+
+
+@needs_mnist
+def test_bytes_altered_inside_the_gzip_stream_are_caught_by_its_check(tmp_path):
+    raw = mnist_test_split_as(tmp_path, "original")
+    labels = raw / "t10k-labels-idx1-ubyte.gz"
     data = bytearray(labels.read_bytes())
     data[2000] ^= 0x01
     labels.write_bytes(bytes(data))
-    actual = hashlib.md5(bytes(data)).hexdigest()
-    with pytest.raises(CorruptFileError, match=rf"t10k-labels-idx1-ubyte.gz: MD5 {actual} does not match the expected ec29112dd5afa0611ce80d1b7f02629c \(4542 bytes\)"):
+    with pytest.raises(CorruptFileError, match=r"t10k-labels-idx1-ubyte.gz: (the gzip data is truncated or corrupt|its data differ)"):
         load_mnist(tmp_path, "test")
 
 

@@ -1,7 +1,9 @@
 """infaug.data.folder and infaug.data.datasets: folders of images (grey, colour, mixed, resized,
 split into train/ and test/) and the one entry point load_dataset, with their errors."""
 
+import dataclasses
 import doctest
+import hashlib
 
 import numpy as np
 import pytest
@@ -11,7 +13,8 @@ from PIL import Image
 
 import infaug.data.datasets
 import infaug.data.folder
-from infaug.data import CorruptFileError, Digits, fit_images, load_dataset, load_image_folder
+from infaug.data import CorruptFileError, Digits, fit_images, load_dataset, load_image_folder, read_idx
+from infaug.data.sources import SOURCES, DataFile
 
 from conftest import DATA_DIR, tiny_dataset
 
@@ -213,8 +216,13 @@ def test_nested_class_folder_hint(tmp_path):
 # --- load_dataset -----------------------------------------------------------------------------
 
 
-def test_load_dataset_idx_by_known_name_and_by_folder(tmp_path):
+def test_load_dataset_idx_by_known_name_and_by_folder(tmp_path, monkeypatch):
     written = tiny_idx(tmp_path, "FashionMNIST", n=20, size=(28, 28), gz=False)
+    # the known name's table describes these tiny files, so that their content verifies
+    raw = tmp_path / "FashionMNIST" / "raw"
+    files = tuple(DataFile(f"{path.name}.gz", tuple(read_idx(path).shape), hashlib.sha256(path.read_bytes()).hexdigest())
+                  for path in sorted(raw.iterdir()))
+    monkeypatch.setitem(SOURCES, "fashion-mnist", dataclasses.replace(SOURCES["fashion-mnist"], files=files))
     for name in ("fashion-mnist", "FashionMNIST"):
         pool, test = load_dataset(name, str(tmp_path))
         assert pool.images.shape == (20, 1, 28, 28) and test.images.shape == (20, 1, 28, 28)

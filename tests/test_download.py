@@ -3,6 +3,8 @@ the real MNIST files and can misbehave on purpose: answer 404, cut a response ha
 Range, flip bytes. A socket that is bound but not listening stands for a refused connection, one
 that listens but never answers for a stalled server."""
 
+import gzip
+import hashlib
 import re
 import shutil
 import socket
@@ -13,7 +15,7 @@ import pytest
 
 from infaug.cli import main
 from infaug.data.download import DownloadError, download, mirror_urls
-from infaug.data.sources import SOURCES, DataFile, Source, md5sum
+from infaug.data.sources import SOURCES, Source
 
 from conftest import DATA_DIR
 
@@ -23,6 +25,10 @@ TRAIN_IMAGES, TRAIN_LABELS = "train-images-idx3-ubyte.gz", "train-labels-idx1-ub
 TEST_LABELS = "t10k-labels-idx1-ubyte.gz"
 
 pytestmark = pytest.mark.skipif(len(MD5) != 4, reason=f"the MNIST originals (with MD5SUMS) are not at {RAW}")
+
+
+def md5sum(path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
 
 
 def flipped(data: bytes) -> bytes:
@@ -153,7 +159,7 @@ def test_download_mnist_then_nothing_more(tmp_path, serve):
 
     raw, lines = fetch(tmp_path, server.url)  # everything verifies: no request at all
     assert len(server.requests) == 4
-    assert sum("already present, MD5 verified" in line for line in lines) == 4
+    assert sum("already present, content verified" in line for line in lines) == 4
 
     from infaug.data import load_mnist  # the loader reads the layout as it is
 
@@ -230,16 +236,40 @@ def test_a_part_that_is_not_a_prefix_is_fetched_again_whole(tmp_path, serve):
     assert_originals(raw)
 
 
-def test_a_corrupt_file_fails_naming_it_and_both_checksums(tmp_path, serve):
+def test_a_corrupt_file_fails_naming_it_and_what_is_wrong(tmp_path, serve):
     server = serve(corrupt={TRAIN_LABELS})
     with pytest.raises(DownloadError) as error:
         fetch(tmp_path, server.url)
     message = str(error.value)
-    actual = __import__("hashlib").md5(flipped((RAW / TRAIN_LABELS).read_bytes())).hexdigest()
-    assert TRAIN_LABELS in message and server.url + TRAIN_LABELS in message
-    assert f"expected MD5 {MD5[TRAIN_LABELS]}, got {actual}" in message
+    assert TRAIN_LABELS in message
+    assert f"{server.url}{TRAIN_LABELS}: content check failed: the gzip data is truncated or corrupt" in message
     raw = tmp_path / "MNIST" / "raw"
     assert not (raw / TRAIN_LABELS).exists() and not (raw / (TRAIN_LABELS + ".part")).exists()
+
+
+def test_a_mirror_that_compressed_the_data_anew_is_as_good(tmp_path, serve):
+    """A mirror's own gzip of the official data (`gzip -n -9`): another file, the same content."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for name in MD5:
+        (mirror / name).write_bytes(gzip.compress(gzip.decompress((RAW / name).read_bytes()), compresslevel=9, mtime=0))
+    raw, lines = fetch(tmp_path / "data", serve(root=mirror).url)
+    assert all((raw / name).read_bytes() == (mirror / name).read_bytes() for name in MD5)
+    assert sum("content verified" in line for line in lines) == 4
+
+
+def test_a_mirror_with_other_data_fails_naming_both_checksums(tmp_path, serve):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    labels = bytearray(gzip.decompress((RAW / TRAIN_LABELS).read_bytes()))
+    labels[100] = (labels[100] + 1) % 10
+    (mirror / TRAIN_LABELS).write_bytes(gzip.compress(bytes(labels), mtime=0))
+    small = Source("small", "MNIST", (), (SOURCES["mnist"].file(TRAIN_LABELS),))
+    with pytest.raises(DownloadError) as error:
+        fetch(tmp_path / "data", serve(root=mirror).url, name=small)
+    expected = SOURCES["mnist"].file(TRAIN_LABELS).sha256
+    assert (f"content check failed: its data differ from the official {TRAIN_LABELS}: SHA-256 of its 60008 decompressed bytes is "
+            f"{hashlib.sha256(bytes(labels)).hexdigest()}, expected {expected}") in str(error.value)
 
 
 def test_a_corrupt_mirror_is_followed_by_a_good_one(tmp_path, serve):
@@ -293,11 +323,11 @@ def test_mirrors_come_first_then_the_environment_then_the_sources_own(tmp_path, 
     assert_originals(raw)
 
 
-def test_a_sources_own_mirrors_and_files_of_unknown_size(tmp_path, serve, refused):
-    """Fashion-MNIST's shape (no sizes in the table, FashionMNIST/raw) through the same code, with
-    the MNIST files standing in for its own."""
+def test_a_sources_own_mirrors(tmp_path, serve, refused):
+    """A source's own mirrors, tried in turn, into its folder (FashionMNIST/raw), with the MNIST
+    files standing in for its own."""
     good = serve()
-    fake = Source("fashion-like", "FashionMNIST", (refused, good.url), tuple(DataFile(name, md5) for name, md5 in MD5.items()))
+    fake = Source("fashion-like", "FashionMNIST", (refused, good.url), SOURCES["mnist"].files)
     raw = download(fake, tmp_path, backoff=0, retries=0, log=None)
     assert raw == tmp_path / "FashionMNIST" / "raw"
     assert_originals(raw)
@@ -314,7 +344,9 @@ def test_fashion_mnist_entry(tmp_path, serve):
     message = str(error.value)
     assert str(tmp_path / "FashionMNIST" / "raw") in message
     for file in fashion.files:
-        assert f"{server.url}{file.name}: checksum mismatch: expected MD5 {file.md5}, got {MD5[file.name]}" in message
+        mnist = hashlib.sha256(gzip.decompress((RAW / file.name).read_bytes())).hexdigest()
+        assert (f"{server.url}{file.name}: content check failed: its data differ from the official {file.name}: "
+                f"SHA-256 of its {file.size} decompressed bytes is {mnist}, expected {file.sha256}") in message
     assert not list((tmp_path / "FashionMNIST" / "raw").iterdir())
 
 

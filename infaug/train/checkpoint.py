@@ -5,7 +5,10 @@ A run's checkpoints sit in ``OUT/checkpoints/``, one file per phase (``seed0-G.p
 temporary file, flushed and renamed), so a file under a checkpoint's name is always whole. A phase
 saves at its end and, inside long phases (G's steps, F's epochs), whenever ``every`` seconds have
 passed since its last save (``every = 0``: at every step or epoch). Before anything is written,
-every tensor of the state is checked: a NaN or an infinity is never saved.
+every tensor of the state is checked: a NaN or an infinity is never saved. Each file carries the
+SHA-256 of its contents (:func:`infaug.util.files.save_checked`), so one damaged later (a
+truncated copy, a flipped byte) is refused with its name
+(:class:`~infaug.util.files.CorruptFileError`) rather than resumed from.
 
 Under torchrun every rank calls ``save`` at the same points (the state may gather values from all
 ranks); rank 0 decides from its clock whether a throttled save is due, for all of them, and only
@@ -34,6 +37,7 @@ from torch import Tensor
 
 from infaug import distributed
 from infaug.util.atomic import atomic_write
+from infaug.util.files import load_checked, save_checked
 
 __all__ = ["Checkpoints", "NonFiniteError", "Phase", "check_step", "rng_states", "set_rng_states"]
 
@@ -114,6 +118,14 @@ class Checkpoints:
             for stale in self.directory.glob("*.tmp"):
                 stale.unlink()
 
+    def verify(self) -> None:
+        """Reads every checkpoint and checks it against its checksum; raises
+        :class:`~infaug.util.files.CorruptFileError` naming the first damaged one."""
+        if self.directory is None or not self.directory.exists():
+            return
+        for path in sorted(self.directory.glob("*.pt")):
+            self.phase(path.stem).load()
+
     def has_any(self) -> bool:
         return self.directory is not None and any(self.directory.glob("*.pt"))
 
@@ -122,7 +134,10 @@ class Checkpoints:
         files = sorted(self.directory.glob("*.pt"), key=lambda f: f.stat().st_mtime) if self.directory is not None and self.directory.exists() else []
         if not files:
             return None
-        note = torch.load(files[-1], map_location="cpu", weights_only=True).get("note", "")
+        try:
+            note = load_checked(files[-1]).get("note", "")
+        except ValueError:  # damaged: still the newest file, named without its note
+            note = "unreadable"
         return files[-1], f"{files[-1].stem}, {note}" if note else files[-1].stem
 
 
@@ -140,7 +155,11 @@ class Phase:
     def load(self) -> Optional[dict]:
         if self.path is None or not self.path.exists():
             return None
-        state = torch.load(self.path, map_location="cpu", weights_only=True)
+        try:
+            state = load_checked(self.path)
+        except ValueError as error:
+            raise type(error)(f"{error}; delete it and `infaug run --resume` does this phase ({self.key}) again "
+                              "from its start") from None
         self._start, self._before = time.perf_counter(), float(state.get("seconds", 0.0))
         return state
 
@@ -159,6 +178,6 @@ class Phase:
         if bad is not None:
             raise NonFiniteError(f"{self.key}: {bad} is not finite; the checkpoint was not written", phase=self.key)
         if distributed.is_main():
-            atomic_write(self.path, lambda temporary: torch.save(value, temporary))
+            atomic_write(self.path, lambda temporary: save_checked(value, temporary))
         self._saved_at = now
         return True
