@@ -29,7 +29,7 @@ from common import compare, environment, write  # noqa: E402
 from infaug import ops as fused, reference  # noqa: E402
 from infaug.models import AllConvNet, Encoder, Generator  # noqa: E402
 from infaug.train.classifier import influence_engine  # noqa: E402
-from infaug.train.encoder import encoder_loss  # noqa: E402
+from infaug.train.encoder import LastLayerObjective, encoder_loss  # noqa: E402
 from infaug.train.modes import frozen  # noqa: E402
 
 
@@ -52,10 +52,14 @@ def setup(device, seed=0):
     return model, generator, encoder, engine, images, labels
 
 
-def e_step(model, generator, encoder, engine, x, y, base, optimizer, ops):
+def e_step(model, generator, encoder, engine, x, y, optimizer, ops):
+    with frozen(model, generator):
+        objective = LastLayerObjective(model, engine, x, y, ops=ops)
+    rows = torch.arange(len(x), device=x.device)
+
     def step():
         with frozen(model, generator):
-            loss, _ = encoder_loss(encoder, generator, model, engine, x, y, base, scale=1.0, penalty=1.0,
+            loss, _ = encoder_loss(encoder, generator, objective, x, y, rows, penalty=1.0,
                                    rng=torch.Generator().manual_seed(0), ops=ops)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -106,10 +110,9 @@ def main():
     results = {"environment": environment(device), "steps": {}}
 
     x, y = images[:256], labels[:256]
-    base = engine.up(model.eval().features(x).detach(), y)
     optimizer = torch.optim.Adam(encoder.parameters(), lr=0)  # lr 0: every run sees the same E
-    e_fused = e_step(model, generator, encoder, engine, x, y, base, optimizer, fused)
-    e_ref = e_step(model, generator, encoder, engine, x, y, base, optimizer, reference)
+    e_fused = e_step(model, generator, encoder, engine, x, y, optimizer, fused)
+    e_ref = e_step(model, generator, encoder, engine, x, y, optimizer, reference)
     fx, fy = images[:64], labels[:64]
     f_optimizer = torch.optim.SGD(model.parameters(), lr=0)
     f_fused, f_ref = f_step(model, generator, fx, fy, f_optimizer, fused), f_step(model, generator, fx, fy, f_optimizer, reference)
@@ -121,7 +124,8 @@ def main():
         loss_b = b()
         torch.testing.assert_close(loss_a, loss_b, rtol=1e-4, atol=1e-5)
         for ga, p in zip(grads_a, params):
-            torch.testing.assert_close(ga, p.grad, rtol=1e-3, atol=1e-5)
+            # entries near zero are the sums of terms that cancel: absolute tolerance relative to the largest
+            torch.testing.assert_close(ga, p.grad, rtol=1e-3, atol=1e-3 * float(p.grad.abs().max()) + 1e-7)
         print(f"{name}: fused and reference agree (loss {float(loss_a):.5f})")
 
     for name, fused_step, ref_step in (("E step (batch 256)", e_fused, e_ref), ("F step (64 + 64 augmented)", f_fused, f_ref)):

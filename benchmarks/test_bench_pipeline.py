@@ -43,14 +43,13 @@ def steps(device: str, quick: bool) -> dict:
         model, generator, encoder, engine, images, labels = bench_pipeline.setup(torch.device(device))
         e_batch, f_batch = (32, 16) if quick else (256, 64)
         x, y = images[:e_batch], labels[:e_batch]
-        base = engine.up(model.eval().features(x).detach(), y)
         e_optimizer = torch.optim.Adam(encoder.parameters(), lr=0)  # lr 0: every run sees the same E
         f_optimizer = torch.optim.SGD(model.parameters(), lr=0)
         fx, fy = images[:f_batch], labels[:f_batch]
         made = {}
         for candidate, ops in CANDIDATES.items():
             made[("e_step", candidate)] = (
-                bench_pipeline.e_step(model, generator, encoder, engine, x, y, base, e_optimizer, ops), list(encoder.parameters()))
+                bench_pipeline.e_step(model, generator, encoder, engine, x, y, e_optimizer, ops), list(encoder.parameters()))
             made[("f_step", candidate)] = (bench_pipeline.f_step(model, generator, fx, fy, f_optimizer, ops), list(model.parameters()))
         with full_float32():
             for name in STEPS:
@@ -79,7 +78,9 @@ def check_agreement(name: str, fused_step: Callable, params: List[torch.Tensor],
     loss_reference = reference_step()
     torch.testing.assert_close(loss_fused, loss_reference, rtol=1e-4, atol=1e-5, msg=f"{name}: loss")
     for index, (grad, p) in enumerate(zip(grads_fused, params)):
-        torch.testing.assert_close(grad, p.grad, rtol=1e-3, atol=1e-5, msg=f"{name}: gradient of parameter {index}")
+        # entries near zero are the sums of terms that cancel: absolute tolerance relative to the largest
+        torch.testing.assert_close(grad, p.grad, rtol=1e-3, atol=1e-3 * float(p.grad.abs().max()) + 1e-7,
+                                   msg=f"{name}: gradient of parameter {index}")
 
 
 def test_pipeline_step(bench, quick, device, step_name, candidate):
