@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["METHODS", "RETIRED", "Config", "differing_keys", "flat", "load_config", "load_preset", "nested", "preset_names", "without_retired"]
+__all__ = ["ABSENT_MEANT", "METHODS", "RETIRED", "Config", "differing_keys", "flat", "load_config", "load_preset", "nested", "preset_names", "without_retired"]
 
-METHODS = ("none", "heuristic", "random_g", "proposed", "trivialaugment", "randaugment")
+METHODS = ("none", "heuristic", "random_g", "proposed", "trivialaugment", "randaugment", "elastic")
 PRESETS = Path(__file__).resolve().parent / "presets"
 
 # Keys of experiments that were tried, measured and retired (docs/experiments.md; their code runs at
@@ -38,6 +38,10 @@ RETIRED_AT = "22dfc71"
 # written before the key existed, when infaug behaved as this value says.
 VERSION_1_ABSENT = {"encoder.shrink": [1.0], "encoder.shrink_judge": "last_layer", "encoder.judge_horizon": "round",
                     "encoder.train_at": "rounds", "encoder.influence": "last_layer", "loop.round_candidates": 1}
+# Keys added with a default that changed what infaug does: a configuration without one was written
+# before it existed, when infaug behaved as this value says (every configuration written since holds
+# every key).
+ABSENT_MEANT = {"classifier.channels_last": False}
 RETIRED = {
     "encoder.shrink_judge": "round",  # several encoder.shrink factors are judged by F's round
     "encoder.judge_horizon": "round",
@@ -130,6 +134,14 @@ class EncoderConfig:
     # from that candidate. Costs len(shrink) - 1 more rounds of F per round. With one factor, E's
     # mean is scaled by it and nothing is judged.
     shrink: tuple = (0.0, 0.25, 0.5, 1.0)
+    # The target whose validation gradient s_val E is trained against (and the loop measures I_aug
+    # by): "validation", the validation split; "pseudo", the validation split together with the
+    # ``target_size`` unlabelled images held out from F's training (never in its semi-supervised
+    # batches), each with F's predicted label where F's confidence is at least ``target_threshold``,
+    # re-labelled at every round (infaug.train.target)
+    target: str = "validation"
+    target_size: int = 5000  # unlabelled images held out for the "pseudo" target (none held out for "validation")
+    target_threshold: float = 0.95  # F's confidence an unlabelled image of the target needs to count, with F's label
 
 
 @dataclass(frozen=True)
@@ -144,12 +156,39 @@ class LoopConfig:
 
 
 @dataclass(frozen=True)
+class SemiConfig:
+    """F's semi-supervised training (FixMatch, Sohn et al. 2020; infaug.train.semi), the same for
+    every method: each step adds ``ratio`` unlabelled images per labelled one; F's prediction on a
+    weak view (a shift of up to ``translation`` of the image size, whole pixels) labels each where
+    its confidence reaches ``threshold``, and ``weight`` times the cross-entropy of F on the strong
+    view (the method's augmentation; for none, the weak view) against that label is added. The
+    budget is classifier.epochs (epochs of the labelled images). ``ratio`` 0: supervised."""
+
+    ratio: int = 0  # unlabelled images per labelled image in each of F's steps (FixMatch's mu); 0: off
+    threshold: float = 0.95  # F's confidence on the weak view that makes its prediction a pseudo-label
+    weight: float = 1.0  # of the unlabelled images' loss (FixMatch's lambda_u)
+    translation: float = 0.125  # the weak view's largest shift, as a fraction of the image's width and height
+
+
+@dataclass(frozen=True)
 class KorniaConfig:
     """Options of kornia's policies (as kornia names them)."""
 
     randaugment_n: int = 2  # RandAugment's N: operations applied to each image
     randaugment_m: int = 10  # RandAugment's M: their magnitude, in (0, 30)
     trivialaugment_scale: float = 1.0  # multiplies the widths of TrivialAugment's magnitude ranges (see infaug.baselines)
+
+
+@dataclass(frozen=True)
+class ElasticConfig:
+    """The ``elastic`` method (Simard et al. 2003): a uniform random displacement field smoothed by
+    a Gaussian of ``sigma`` pixels and scaled by ``alpha`` pixels, composed with the heuristic's
+    affine transform and colour change; ``strength`` multiplies ``alpha`` and every range of
+    ``[heuristic]`` (0: the identity), the one knob tuned."""
+
+    strength: float = 1.0  # times alpha and each range of [heuristic] (heuristic.strength is the heuristic method's own)
+    alpha: float = 34.0  # the field's scale, in pixels (Simard et al.'s value for 28 x 28 digits)
+    sigma: float = 4.0  # the Gaussian's standard deviation, in pixels (Simard et al.: 4)
 
 
 @dataclass(frozen=True)
@@ -198,8 +237,10 @@ class Config:
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
+    semi: SemiConfig = field(default_factory=SemiConfig)
     heuristic: AffineRanges = field(default_factory=AffineRanges)
     kornia: KorniaConfig = field(default_factory=KorniaConfig)
+    elastic: ElasticConfig = field(default_factory=ElasticConfig)
     run: RunConfig = field(default_factory=RunConfig)
     preset: str = ""  # the preset's name, set by load_preset (recorded in config.json and the report)
     version: int = 2  # of the configuration's keys: 2 since the retirement of RETIRED; a config.json without it is older
@@ -284,10 +325,11 @@ def nested(values: Mapping[str, Any]) -> dict:
 
 def differing_keys(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> set[str]:
     """The dotted keys on which two configurations (``Config.to_dict()``s, or runs' config.json)
-    differ; a key that one of them lacks (added to infaug after that run) counts as its default,
-    and a retired key at today's behaviour as absent (``RETIRED``). A configuration without
+    differ; a key that one of them lacks (added to infaug after that run) counts as its default
+    (or, for a key of ``ABSENT_MEANT``, as what its absence meant), and a retired key at today's
+    behaviour as absent (``RETIRED``). A configuration without
     ``version`` was written before the retirement: what its absent keys meant then counts."""
-    defaults = flat(Config().to_dict())
+    defaults = {**flat(Config().to_dict()), **ABSENT_MEANT}
     ours, theirs = (flat(without_retired(_as_version_2(v), strict=False)) for v in (ours, theirs))
     return {k for k in ours.keys() | theirs.keys() if ours.get(k, defaults.get(k)) != theirs.get(k, defaults.get(k))}
 
@@ -395,6 +437,17 @@ def _validate(c: Config) -> None:
     _check(0 < c.kornia.randaugment_m < 30, "kornia.randaugment_m", "in (0, 30) (kornia's range)", c.kornia.randaugment_m)
     _check(0 < c.kornia.trivialaugment_scale <= 1, "kornia.trivialaugment_scale", "in (0, 1]", c.kornia.trivialaugment_scale)
     _check(c.kornia.randaugment_n >= 1, "kornia.randaugment_n", ">= 1", c.kornia.randaugment_n)
+    _check(e.target in ("validation", "pseudo"), "encoder.target", "'validation' or 'pseudo'", e.target)
+    _check(e.target_size >= 0, "encoder.target_size", ">= 0", e.target_size)
+    _check(0 <= e.target_threshold <= 1, "encoder.target_threshold", "in [0, 1]", e.target_threshold)
+    u = c.semi
+    _check(u.ratio >= 0, "semi.ratio", ">= 0 (0: supervised)", u.ratio)
+    _check(0 <= u.threshold <= 1, "semi.threshold", "in [0, 1]", u.threshold)
+    _check(u.weight >= 0 and math.isfinite(u.weight), "semi.weight", "a finite number >= 0", u.weight)
+    _check(0 <= u.translation < 0.5, "semi.translation", "in [0, 0.5)", u.translation)
+    for name in ("strength", "alpha", "sigma"):
+        value = getattr(c.elastic, name)
+        _check(math.isfinite(value) and value >= 0, f"elastic.{name}", "a finite number >= 0", value)
     _check(len(set(c.run.methods)) == len(c.run.methods), "run.methods", "a list without repeats", list(c.run.methods))
     _check(len(set(c.run.seeds)) == len(c.run.seeds), "run.seeds", "a list without repeats", list(c.run.seeds))
     _check(c.loop.rounds >= 1, "loop.rounds", ">= 1", c.loop.rounds)
@@ -410,14 +463,21 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESETS.glob("*.toml"))
 
 
-def load_preset(name: str) -> Config:
-    """The named preset (``infaug/presets/NAME.toml``) over the defaults."""
+def load_preset(name: str, _seen: tuple = ()) -> Config:
+    """The named preset (``infaug/presets/NAME.toml``) over the defaults, or, where the preset
+    begins with ``extends = "OTHER"``, over the preset OTHER."""
     path = PRESETS / f"{name}.toml"
     if not path.exists():
         raise ValueError(f"preset must be one of {', '.join(preset_names())}, got {name!r}")
     with path.open("rb") as f:
         values = tomllib.load(f)
-    return Config.from_dict(values, source=str(path)).replace({"preset": name})
+    base = None
+    if "extends" in values:
+        parent = values.pop("extends")
+        if not isinstance(parent, str) or parent in _seen + (name,):
+            raise ValueError(f"{path}: extends must name another preset, not one that extends this one; got {parent!r}")
+        base = load_preset(parent, _seen + (name,))
+    return Config.from_dict(values, base=base, source=str(path)).replace({"preset": name})
 
 
 def load_config(path: str | Path, *, base: Config | None = None) -> Config:

@@ -28,7 +28,7 @@ from infaug import distributed, report
 from infaug.util.atomic import atomic_write
 from infaug.util.files import read_json, with_digest
 from infaug.augmenter import Augmenter
-from infaug.config import Config, differing_keys, flat
+from infaug.config import ABSENT_MEANT, Config, differing_keys, flat
 from infaug.models import Generator
 from infaug.train.checkpoint import Checkpoints, NonFiniteError
 from infaug.train.loop import run_method
@@ -182,7 +182,8 @@ def _check_resume(config: Config, out: Path, resume: bool) -> None:
     differ = sorted(differing_keys(ran, config.to_dict()) - set(_MAY_CHANGE_ON_RESUME))  # a key added since: its default
     if differ:
         saved, wanted, defaults = flat(ran), flat(config.to_dict()), flat(Config().to_dict())
-        had = {k: repr(saved[k]) if k in saved else f"no value (the default {defaults.get(k)!r})" for k in differ}
+        had = {k: repr(saved[k]) if k in saved else (f"no value (written before the key, when infaug ran as {ABSENT_MEANT[k]!r})"
+                                                     if k in ABSENT_MEANT else f"no value (the default {defaults.get(k)!r})") for k in differ}
         details = "; ".join(f"{k}: run has {had[k]}, given {wanted.get(k)!r}" for k in differ[:5])
         raise RunError(f"--resume: the configuration differs from that of the run in {out} ({details}); "
                        "resume without changing those keys, or start a new run in another --out")

@@ -162,8 +162,8 @@ def poison(monkeypatch, phase: str) -> None:
 
         real_loss, real_run_method = ClassifierTrainer.loss, infaug.run.run_method
 
-        def loss(self, x, y):
-            value = real_loss(self, x, y)
+        def loss(self, x, y, **kwargs):
+            value = real_loss(self, x, y, **kwargs)
             return value * float("nan") if calls["method"] == "proposed" and self.steps_done == 7 else value
 
         def run_method(method, *args, **kwargs):

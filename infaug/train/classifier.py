@@ -24,6 +24,7 @@ from infaug import distributed
 from infaug.engine import LastLayerInfluence
 from infaug.train.checkpoint import check_step
 from infaug.train.modes import evaluating
+from infaug.train.semi import Unlabelled, consistency_loss, weak_view
 from infaug.util.progress import progress
 
 __all__ = ["ClassifierTrainer", "evaluate", "features", "influence_engine"]
@@ -72,16 +73,26 @@ class ClassifierTrainer:
         self.schedule.load_state_dict(state["schedule"])
         self.epochs_done, self.steps_done = state["epochs_done"], state["steps_done"]
 
-    def loss(self, x: Tensor, y: Tensor, total: Optional[int] = None) -> Tensor:
+    def loss(self, x: Tensor, y: Tensor, total: Optional[int] = None, pseudo: Optional[tuple] = None) -> Tensor:
         """Mean cross-entropy plus the head's L2. ``total``: the global batch's size when ``x`` is
         this rank's shard of it; the cross-entropy is then summed and divided by ``total / P``, so
         that the mean of the ranks' gradients (what DistributedDataParallel applies) is the
-        gradient of the global batch's loss."""
+        gradient of the global batch's loss. ``pseudo`` = (weak probabilities (U, K), threshold,
+        weight, the global U): the last U rows of ``x`` are strong views of unlabelled images,
+        and ``weight`` times their consistency loss (``infaug.train.semi``) is added, likewise
+        averaged over the global U."""
         l2 = sum(p.square().sum() for p in self.model.head.parameters())
+        logits, scale = self.forward(x), distributed.world_size()
+        labelled = len(y)
         if total is None:
-            return F.cross_entropy(self.forward(x), y) + 0.5 * self.damping * l2
-        ce = F.cross_entropy(self.forward(x), y, reduction="sum") * (distributed.world_size() / total)
-        return ce + 0.5 * self.damping * l2
+            loss = F.cross_entropy(logits[:labelled], y)
+        else:
+            loss = F.cross_entropy(logits[:labelled], y, reduction="sum") * (scale / total)
+        if pseudo is not None:
+            probs, threshold, weight, u_total = pseudo
+            consistency, _ = consistency_loss(logits[labelled:], probs, threshold, reduction="mean" if total is None else "sum")
+            loss = loss + weight * (consistency if total is None else consistency * (scale / u_total))
+        return loss + 0.5 * self.damping * l2
 
     def train(
         self,
@@ -95,12 +106,16 @@ class ClassifierTrainer:
         augment_rng: Optional[torch.Generator] = None,
         label: str = "F",
         on_epoch: Optional[Callable[[], None]] = None,
+        unlabelled: Optional[Unlabelled] = None,
     ) -> list[float]:
         """Runs ``epochs`` epochs; returns the mean training loss of each. ``generator`` draws the
         batch order, ``augment_rng`` (default: ``generator``) the augmentations, so that methods
         which draw different numbers of random values still see the same batches. ``on_epoch`` is
         called after each epoch (the run checkpoints there). A non-finite loss or gradient stops
-        training before the optimiser steps (:class:`infaug.train.checkpoint.NonFiniteError`)."""
+        training before the optimiser steps (:class:`infaug.train.checkpoint.NonFiniteError`).
+        ``unlabelled``: F's semi-supervised part (``infaug.train.semi``): each step adds
+        ``unlabelled.ratio`` unlabelled images per labelled one, their strong views (``augment``'s,
+        or for no augmentation the weak views) trained on their confident pseudo-labels."""
         augment_rng = generator if augment_rng is None else augment_rng
         parts = distributed.world_size()
         if parts > 1 and batch_size < parts:
@@ -111,15 +126,8 @@ class ClassifierTrainer:
             order = torch.randperm(len(labels), generator=generator).to(images.device)
             total, count = 0.0, 0
             for start in range(0, len(order), batch_size):
-                rows = order[start : start + batch_size]
-                size = len(rows) * (1 if augment is None else 2)  # the global batch, originals and augmentations
-                rows = distributed.shard(rows) if parts > 1 else rows
-                x, y = images[rows], labels[rows]
-                if augment is not None:
-                    with torch.no_grad():
-                        x = torch.cat([x, augment(x, augment_rng)])
-                    y = torch.cat([y, y])
-                loss = self.loss(x, y) if parts == 1 else self.loss(x, y, total=size)
+                x, y, size, pseudo = self._batch(images, labels, order[start : start + batch_size], augment, augment_rng, unlabelled)
+                loss = self.loss(x, y, pseudo=pseudo) if parts == 1 else self.loss(x, y, total=size, pseudo=pseudo)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 value = check_step(label, self.steps_done + 1, loss, self.model.parameters())
@@ -135,6 +143,36 @@ class ClassifierTrainer:
             if on_epoch is not None:
                 on_epoch()
         return history
+
+
+    def _batch(self, images: Tensor, labels: Tensor, rows: Tensor, augment: Optional[Augment], augment_rng: torch.Generator,
+               unlabelled: Optional[Unlabelled]) -> Tuple[Tensor, Tensor, int, Optional[tuple]]:
+        """(x, y, the global batch's size, ``loss``'s ``pseudo``) of one step on the global batch
+        ``rows``: this rank's originals, their augmentations and, with ``unlabelled``, the strong
+        views of this rank's share of the step's unlabelled images (drawn alike on every rank)."""
+        size = len(rows) * (1 if augment is None else 2)  # the global batch, originals and augmentations
+        drawn = None if unlabelled is None else unlabelled.draw(len(rows) * unlabelled.ratio)
+        sharded = distributed.world_size() > 1
+        rows = distributed.shard(rows) if sharded else rows
+        x, y = images[rows], labels[rows]
+        if augment is not None:
+            with torch.no_grad():
+                x = torch.cat([x, augment(x, augment_rng)])
+            y = torch.cat([y, y])
+        if drawn is None:
+            return x, y, size, None
+        strong, probs = self._unlabelled_views(unlabelled, *(distributed.shard(d) if sharded else d for d in drawn), augment, augment_rng)
+        return torch.cat([x, strong]), y, size, (probs, unlabelled.threshold, unlabelled.weight, len(drawn[0]))
+
+    @torch.no_grad()
+    def _unlabelled_views(self, unlabelled: Unlabelled, rows: Tensor, shifts: Tensor, augment: Optional[Augment],
+                          augment_rng: torch.Generator) -> Tuple[Tensor, Tensor]:
+        """(strong views, F's probabilities on the weak views, in eval mode) of the unlabelled ``rows``."""
+        u = unlabelled.images[rows]
+        weak = weak_view(u, shifts)
+        with evaluating(self.model):
+            probs = self.model(weak).softmax(1)
+        return (weak if augment is None else augment(u, augment_rng)), probs
 
 
 @torch.no_grad()

@@ -1,8 +1,11 @@
 """The alternating loop, one function for every method: :func:`run_method`.
 
-    F's warm-up (the first loop.warmup share of its epochs, with the method's augmentation)
+    F's warm-up (the first loop.warmup share of its epochs, with the method's augmentation; with
+        semi.ratio > 0, every epoch of F also trains on unlabelled images, infaug.train.semi)
     for each round:
-        measure: s_val at F's current weights, the validation loss, the held-out I_aug
+        measure: s_val at F's current weights over E's target (the validation split, or with
+            encoder.target = "pseudo" also the held-out unlabelled images F labels confidently),
+            the validation loss, the held-out I_aug
         proposed: train E by influence (F and G fixed); with several encoder.shrink factors,
             E's step judged by F's round, trained once per factor (infaug.train.round_judge)
         F's round on originals plus augmentations (as the chosen candidate trained it, if judged)
@@ -30,6 +33,8 @@ from infaug.train.encoder import LastLayerObjective, mean_scaler, train_encoder
 from infaug.train.measure import diagnose, mean_i_aug, summary
 from infaug.train.methods import make_augmentation
 from infaug.train.round_judge import choose_shrink_by_round
+from infaug.train.semi import Unlabelled
+from infaug.train.target import e_target
 from infaug.util.seeds import derive
 from infaug.util.seeds import rng as seeded
 from infaug.train.state import LoopState, MethodResult
@@ -108,7 +113,8 @@ def _train_f(state: LoopState, task: Task, config: Config, augment: Optional[Aug
     remaining = until - state.trainer.epochs_done
     if remaining > 0:
         state.trainer.train(*task.train, remaining, augment=augment, batch_size=config.classifier.batch_size,
-                            generator=state.batches, augment_rng=state.local, label=label, on_epoch=on_epoch)
+                            generator=state.batches, augment_rng=state.local, label=label, on_epoch=on_epoch,
+                            unlabelled=state.unlabelled)
     return remaining > 0
 
 
@@ -125,17 +131,24 @@ def _start(method: str, task: Task, config: Config, seed: int, model: Optional[n
         encoder = task.make_encoder()  # untrained: N(0, encoder.noise^2), random_g's prior when noise = generator.temperature
     trainer = ClassifierTrainer(model, total_epochs=c.epochs, steps_per_epoch=-(-len(task.train[1]) // c.batch_size), lr=c.lr,
                                 weight_decay=c.weight_decay, damping=c.damping, optimizer=optimizer)
-    return LoopState(trainer, encoder, batches, rng, local, measure)
+    u = config.semi
+    unlabelled = None if u.ratio == 0 else Unlabelled(task.semi_images, u.ratio, u.threshold, u.weight, u.translation,
+                                                      seeded(seed, "unlabelled"))
+    return LoopState(trainer, encoder, batches, rng, local, measure, unlabelled=unlabelled)
 
 
 def _measure(state: LoopState, task: Task, config: Config, augment: Optional[Augment], number: int):
     """(s_val at F's current weights, the round's record): the Hessian over the training samples and
-    one draw of their augmentations; F's validation loss; the held-out I_aug of the augmentations."""
+    one draw of their augmentations, g_val over E's target; F's validation loss; the held-out I_aug
+    of the augmentations."""
     model = state.trainer.model
     with torch.no_grad():
         augmented = augment(task.train[0], state.measure) if augment is not None else None
-    engine = influence_engine(model, task.train, task.validation, damping=config.classifier.damping, train_augmented=augmented)
+    *target, pseudo = e_target(model, task.validation, task.target_images, config.encoder.target_threshold)
+    engine = influence_engine(model, task.train, tuple(target), damping=config.classifier.damping, train_augmented=augmented)
     record = {"round": number, "val_loss": evaluate(model, *task.validation)[0]}
+    if config.encoder.target == "pseudo":
+        record["target_pseudo_labelled"] = pseudo
     if augment is not None:
         record["holdout_i_aug"] = mean_i_aug(model, engine, task, augment, state.measure)
     return engine, record

@@ -12,6 +12,7 @@ from torch import nn
 from infaug import distributed
 from infaug.train.checkpoint import rng_states, set_rng_states
 from infaug.train.classifier import Augment, ClassifierTrainer
+from infaug.train.semi import Unlabelled
 
 __all__ = ["LoopState", "MethodResult"]
 
@@ -55,17 +56,22 @@ class LoopState:
     check: dict = field(default_factory=dict)
     check_seconds: float = 0.0  # the diagnostic's time, not part of the method's
     result: Optional[dict] = None
+    unlabelled: Optional[Unlabelled] = None  # F's semi-supervised part (semi.ratio > 0), with its generator
 
     @property
     def generators(self) -> dict:
         """Every generator F's round draws from (the round judge restores them between candidates)."""
-        return {"batches": self.batches, "rng": self.rng, "local": self.local}
+        return {"batches": self.batches, "rng": self.rng, "local": self.local, **self._unlabelled_generator}
+
+    @property
+    def _unlabelled_generator(self) -> dict:
+        return {} if self.unlabelled is None else {"unlabelled": self.unlabelled.generator}
 
     def state_dict(self) -> dict:
         return {"trainer": self.trainer.state_dict(), "encoder": None if self.encoder is None else self.encoder.state_dict(),
                 "encoder_training": self.encoder is not None and self.encoder.training, "rounds": self.rounds,
                 "encoder_history": self.encoder_history, "holdout": self.holdout, "check": self.check,
-                "check_seconds": self.check_seconds, "rng": rng_states(batches=self.batches, rng=self.rng, measure=self.measure),
+                "check_seconds": self.check_seconds, "rng": rng_states(batches=self.batches, rng=self.rng, measure=self.measure, **self._unlabelled_generator),
                 "rank_rng": distributed.rank_states(self.local), **({} if self.result is None else {"result": self.result})}
 
     def load_state_dict(self, saved: dict, *, seed: int, method: str) -> None:
@@ -75,6 +81,6 @@ class LoopState:
             self.encoder.train(saved["encoder_training"])
         self.rounds, self.encoder_history, self.holdout, self.check = (saved[k] for k in ("rounds", "encoder_history", "holdout", "check"))
         self.check_seconds, self.result = saved["check_seconds"], saved.get("result")
-        set_rng_states(saved["rng"], batches=self.batches, rng=self.rng, measure=self.measure)
+        set_rng_states(saved["rng"], batches=self.batches, rng=self.rng, measure=self.measure, **self._unlabelled_generator)
         distributed.restore_rank_rng(saved.get("rank_rng"), self.local, seed, f"{method} augmentations",
                                      f"F epoch {self.trainer.epochs_done}, {len(self.rounds)} rounds")

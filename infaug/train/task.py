@@ -19,6 +19,7 @@ from infaug.data import Digits
 from infaug.data.datasets import load_dataset
 from infaug.data.splits import Splits, make_splits, stratified_sample
 from infaug.data.toy2d import toy2d
+from infaug.train.semi import split_unlabelled
 from infaug.util.seeds import derive
 from infaug.models import MLP, AllConvNet, Encoder, Generator, PointEncoder, TranslationGenerator, resnet56
 
@@ -41,10 +42,33 @@ class Task:
     make_generator: Callable[[], nn.Module]
     make_encoder: Callable[[], nn.Module]
     heuristic: Callable[[Tensor, torch.Generator], Tensor]
+    # rows of ``unlabelled`` F may train on (semi.ratio > 0), and those held out for E's target
+    # (encoder.target = "pseudo"): disjoint (infaug.train.semi.split_unlabelled); None: all, none
+    semi_rows: Optional[Tensor] = None
+    target_rows: Optional[Tensor] = None
 
     @property
     def shape(self) -> tuple:
         return tuple(self.train[0].shape[1:])
+
+    @property
+    def semi_images(self) -> Tensor:
+        """The unlabelled images F may train on: never E's target."""
+        return self.unlabelled if self.semi_rows is None else self.unlabelled[self.semi_rows]
+
+    @property
+    def target_images(self) -> Tensor:
+        """The unlabelled images held out for E's target (none for encoder.target = "validation")."""
+        return self.unlabelled[:0] if self.target_rows is None else self.unlabelled[self.target_rows]
+
+
+def _unlabelled_rows(count: int, config: Config, seed: int) -> dict:
+    """Task's ``semi_rows`` and ``target_rows`` for an unlabelled pool of ``count`` images."""
+    e = config.encoder
+    if e.target != "pseudo":
+        return {}
+    semi_rows, target_rows = split_unlabelled(count, e.target_size, seed)
+    return {"semi_rows": semi_rows, "target_rows": target_rows}
 
 
 def load_pool(config: Config) -> Tuple[Digits, Optional[Digits]]:
@@ -141,6 +165,7 @@ def build_task(config: Config, seed: int, device: torch.device, pool: Digits, of
                           hidden=g.hidden, smooth=g.smooth).to(device),
         lambda: Encoder(channels, g.latent, e.width, e.noise).to(device),
         HeuristicAugmentation(config.heuristic),
+        **_unlabelled_rows(len(splits.unlabelled), config, seed),
     )
 
 
@@ -166,4 +191,5 @@ def tensor_task(model: nn.Module, train: Pair, validation: Pair, test: Optional[
                           smooth=g.smooth).to(device),
         lambda: Encoder(channels, g.latent, e.width, e.noise).to(device),
         HeuristicAugmentation(config.heuristic),
+        **_unlabelled_rows(len(unlabelled), config, seed),
     )

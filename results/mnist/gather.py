@@ -11,7 +11,8 @@ seedS/part-M1-M2.../ (its log beside it, part-M1-M2....log), the folder's name l
 taken from it: those its run was given (``--methods M1,M2,...``, as rerun.sh names it), or fewer
 where the part is a run of more methods than the table takes from it (the control's
 part-none-trivialaugment-randaugment, a run of every method, below). Each method of the seed comes
-from exactly one part. The parts of one seed are merged
+from exactly one part; a seed's whole run may also have parts beside it, for methods it did not
+run (the part named "." in ``parts`` is the whole run). The parts of one seed are merged
 after checking that they ran the same seed on the same splits and that their configurations agree
 on every key but MAY_DIFFER (``infaug.config.differing_keys``: a key one configuration lacks counts
 as its default, a retired key at today's behaviour as absent), or, in a table that varies keys on
@@ -43,7 +44,11 @@ MAY_DIFFER = {"run.methods", "data.data_dir"}
 # its step judged by a round of F's training, encoder.shrink = [0, 0.25, 0.5, 1] (part-proposed); the
 # other methods (part-none-trivialaugment-randaugment, the width-32 preset's run before that judge,
 # encoder.shrink = [1.0]) do not read encoder.shrink.
-DIFFER = {"1pct-control": {"loop.round_candidates": {"heuristic", "random_g"}, "encoder.shrink": {"proposed"}}}
+# 1pct and 10pct: the elastic method came later (issue 42), in a part of its own beside each seed's
+# runs (seedS/part-elastic, or beside a whole run in seedS/), with its tuned elastic.strength, a key
+# no other method reads.
+DIFFER = {"1pct-control": {"loop.round_candidates": {"heuristic", "random_g"}, "encoder.shrink": {"proposed"}},
+          "1pct": {"elastic.strength": {"elastic"}}, "10pct": {"elastic.strength": {"elastic"}}}
 PROPOSED_ONLY = ("influence", "holdout_i_aug", "last_layer_check")  # diagnostics written by proposed's run
 
 
@@ -69,17 +74,18 @@ def seed_metrics(folder: Path, table: str = "") -> dict | None:
     """The seed's metrics: the run in ``folder`` as it is, or its parts merged (``merged``); the
     methods of an unfinished run or part left out. None if nothing in it has finished."""
     parts = sorted(p for p in folder.glob("part-*") if p.is_dir() and "." not in p.name)  # not rerun.sh's part-*.claim
+    whole = {}
     if (folder / "metrics.json").exists():
-        if parts:
-            raise SystemExit(f"gather: {folder} holds both a whole run and parts")
         metrics = json.loads((folder / "metrics.json").read_text())
         if finished_methods(metrics) != set(metrics["methods"]):
             return None  # an unfinished whole run is not reported
-        return metrics
+        if not parts:
+            return metrics
+        whole = {".": (list(metrics["methods"]), metrics)}  # a method added later, in a part beside the whole run
     if not parts:
         return None
-    return merged({p.name: (part_methods(p), json.loads((p / "metrics.json").read_text()))
-                   for p in parts if (p / "metrics.json").exists()}, DIFFER.get(table, {}), str(folder))
+    return merged({**whole, **{p.name: (part_methods(p), json.loads((p / "metrics.json").read_text()))
+                               for p in parts if (p / "metrics.json").exists()}}, DIFFER.get(table, {}), str(folder))
 
 
 def merged(parts: dict, differ: dict | None = None, where: str = "") -> dict | None:

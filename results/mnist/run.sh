@@ -10,6 +10,9 @@
 #   bash results/mnist/run.sh                           # table 1pct: seeds 0-8, then 10pct: seeds 0-4
 #   TABLES=10pct SEEDS_10pct="5" bash results/mnist/run.sh
 #   SET="classifier.width=64" ...                       # --set KEY=VALUE for each space-separated item
+#   METHODS=elastic ...                                 # only these methods (a,b,...), into seedS/part-a-b beside the seed's runs
+# The elastic method's parts (issue 42; its preset strength, F in the NCHW layout the tables ran in):
+#   OMP_NUM_THREADS=1 TABLES=1pct METHODS=elastic SET=classifier.channels_last=false bash results/mnist/run.sh
 # The committed tables' whole seeds (1pct: 0, 1, 5 and 6; one thread a run, two runs side by side
 # on the two cores, before the preset took classifier.width = 64, hence the SET then; the commands
 # as they ran, with rerun.sh's VERSION folders, are in rerun.sh at commit f3078cb):
@@ -25,13 +28,14 @@ for table in ${TABLES:-1pct 10pct}; do
   mkdir -p "$folder"
   for seed in ${!seeds_var:-$default}; do
     out=$folder/seed$seed
+    methods=(); if [ -n "${METHODS:-}" ]; then out=$out/part-${METHODS//,/-}; methods=(--methods "$METHODS"); mkdir -p "$(dirname "$out")"; fi
     if python results/mnist/finished.py "$out"; then continue; fi
-    if compgen -G "$out/part-*" > /dev/null; then
+    if [ -z "${METHODS:-}" ] && compgen -G "$out/part-*" > /dev/null; then
       echo "run.sh: $out holds parts, not a whole run: finish them with rerun.sh" >&2; continue
     fi
     resume=(); [ -f "$out/config.json" ] && resume=(--resume)
     sets=(); for kv in ${SET:-}; do sets+=(--set "$kv"); done
-    infaug run --preset "mnist-${table%%-*}" --data-dir "$data" --seeds "$seed" "${sets[@]}" --out "$out" "${resume[@]}" > "$out.log" 2>&1
+    infaug run --preset "mnist-${table%%-*}" --data-dir "$data" --seeds "$seed" "${methods[@]}" "${sets[@]}" --out "$out" "${resume[@]}" > "$out.log" 2>&1
     python results/mnist/gather.py > /dev/null
   done
 done
