@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import infaug
+from infaug.augmentations import affine_fields
 from infaug.util.seeds import derive
 
 __all__ = ["Unlabelled", "consistency_loss", "random_shifts", "split_unlabelled", "weak_view"]
@@ -76,9 +77,8 @@ def weak_view(x: Tensor, shifts: Tensor) -> Tensor:
     if n == 0 or not bool(shifts.any()):
         return x
     grid = -shifts.to(x.dtype) * torch.tensor([2.0 / w, 2.0 / h], dtype=x.dtype)  # where each output pixel samples from
-    theta_b = grid.to(x.device).view(n, 2, 1, 1).expand(n, 2, h, w).contiguous()
-    identity = torch.tensor([1.0, 0.0, 0.0, 1.0], dtype=x.dtype, device=x.device).view(1, 4, 1, 1).expand(n, 4, h, w).contiguous()
-    return infaug.warp(x, identity, theta_b, smooth=1)
+    theta = torch.cat([torch.eye(2, dtype=x.dtype).expand(n, 2, 2), grid.unsqueeze(2)], 2).to(x.device)  # a pure translation
+    return infaug.warp(x, *affine_fields(theta, h, w), smooth=1)
 
 
 @dataclass
