@@ -4,7 +4,8 @@
 # results/mnist/tune.py), on the original files in ../shared/data, one whole run per seed into its
 # table's folder, results/mnist/TABLE/seedS (log TABLE/seedS.log), so every finished seed stands
 # alone and a killed seed continues with --resume; then results/mnist.json gathers every table
-# (gather.py; a table is one of its TABLES, its preset mnist-TABLE up to the first "-"). A seed
+# (gather.py; a table is one of its TABLES, its preset mnist-TABLE where infaug has one, else
+# mnist-TABLE up to the first "-": 1pct-semi runs mnist-1pct-semi, 1pct-control mnist-1pct). A seed
 # already finished, in the tree or on this machine (finished.py), is skipped, and so is a seed that
 # holds parts (run by rerun.sh; finish those with it). Run from the repository root:
 #   bash results/mnist/run.sh                           # table 1pct: seeds 0-8, then 10pct: seeds 0-4
@@ -13,6 +14,10 @@
 #   METHODS=elastic ...                                 # only these methods (a,b,...), into seedS/part-a-b beside the seed's runs
 # The elastic method's parts (issue 42; its preset strength, F in the NCHW layout the tables ran in):
 #   OMP_NUM_THREADS=1 TABLES=1pct METHODS=elastic SET=classifier.channels_last=false bash results/mnist/run.sh
+# The semi-supervised tables (issue 42; the presets as committed, F channels-last), proposed in a part
+# of its own beside the other six so the two run side by side:
+#   OMP_NUM_THREADS=1 TABLES=1pct-semi SEEDS_1pct_semi="0 1 2 3 4" METHODS=proposed bash results/mnist/run.sh
+#   OMP_NUM_THREADS=1 TABLES=1pct-semi SEEDS_1pct_semi="0 1 2 3 4" METHODS=none,heuristic,random_g,trivialaugment,randaugment,elastic bash results/mnist/run.sh
 # The committed tables' whole seeds (1pct: 0, 1, 5 and 6; one thread a run, two runs side by side
 # on the two cores, before the preset took classifier.width = 64, hence the SET then; the commands
 # as they ran, with rerun.sh's VERSION folders, are in rerun.sh at commit f3078cb):
@@ -35,7 +40,8 @@ for table in ${TABLES:-1pct 10pct}; do
     fi
     resume=(); [ -f "$out/config.json" ] && resume=(--resume)
     sets=(); for kv in ${SET:-}; do sets+=(--set "$kv"); done
-    infaug run --preset "mnist-${table%%-*}" --data-dir "$data" --seeds "$seed" "${methods[@]}" "${sets[@]}" --out "$out" "${resume[@]}" > "$out.log" 2>&1
+    preset=mnist-$table; [ -f "infaug/presets/$preset.toml" ] || preset=mnist-${table%%-*}
+    infaug run --preset "$preset" --data-dir "$data" --seeds "$seed" "${methods[@]}" "${sets[@]}" --out "$out" "${resume[@]}" > "$out.log" 2>&1
     python results/mnist/gather.py > /dev/null
   done
 done
