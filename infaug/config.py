@@ -64,7 +64,8 @@ class DataConfig:
     Images are resized to ``image_size`` (height, width) where theirs differs; ``channels`` 0 keeps
     theirs (a folder: 1 if all are grey, else 3), 1 or 3 converts. Counts are per run; ``labelled``
     includes ``validation``. ``test`` is carved from the data only when the dataset has no test
-    split. ``unlabelled``: how many of the remaining training images G's GAN may use (-1: all)."""
+    split. ``unlabelled``: how many of the remaining training images G's GAN, F's semi-supervised
+    training and E's pseudo target may use (-1: all; see [semi] and encoder.target)."""
 
     dataset: str = "embedded"
     data_dir: str = ""

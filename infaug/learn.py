@@ -2,9 +2,10 @@
 
 It runs on your classifier, your data and (if you pass one) your optimiser exactly what ``infaug
 run`` runs as ``proposed``, the method behind the reported tables: G pre-trained by WGAN-GP on the
-training (and unlabelled) images; F trained on originals plus augmentations, its warm-up first,
-then rounds of (s_val at F; E trained by influence; E's step judged by a round of F's training for
-each factor of ``encoder.shrink``; F goes on from the best). Your classifier must end with an
+training (and unlabelled) images; F trained on originals plus augmentations (with ``semi.ratio`` > 0
+also on unlabelled images, FixMatch-style), its warm-up first, then rounds of (s_val at F over E's
+target; E trained by influence; E's step judged by a round of F's training for each factor of
+``encoder.shrink``; F goes on from the best). Your classifier must end with an
 ``nn.Linear`` whose output is its output (the influence engine differentiates that layer); it is
 trained in place, with L2 ``classifier.damping`` on that layer.
 
@@ -81,8 +82,9 @@ def learn(
     optimizer: Optional[torch.optim.Optimizer] = None,
 ) -> MethodResult:
     """:func:`learn_augmenter`'s work, returning all of it: the ``MethodResult`` of ``infaug run``'s
-    ``proposed`` (F's validation and, with ``test``, test loss and accuracy; the rounds' records;
-    E, G and the trained classifier)."""
+    ``proposed`` (F's validation and, with ``test``, test loss and accuracy; the rounds' records,
+    with ``target_pseudo_labelled`` for ``encoder.target = "pseudo"``; E, G and the trained
+    classifier). The arguments are :func:`learn_augmenter`'s, ``unlabelled`` included."""
     config = Config() if config is None else config
     device = next(model.parameters()).device
     train, validation = _tensors(train, "train", device), _tensors(validation, "validation", device)
@@ -112,12 +114,18 @@ def learn_augmenter(
         model: your classifier (its last layer an ``nn.Linear`` producing its output), untrained or
             to be trained further; it is trained in place for ``config.classifier.epochs`` epochs.
         train, validation: (images (N, C, H, W) in [0, 1], labels (N,)) or DataLoaders of such
-            batches. E's target is the validation split: keep it apart from ``train``.
-        unlabelled: more images (M, C, H, W) for G's GAN.
+            batches. E's target is the validation split (with ``encoder.target = "pseudo"`` joined
+            by pseudo-labelled unlabelled images): keep it apart from ``train``.
+        unlabelled: more images (M, C, H, W), without labels. G's GAN trains on all of them. With
+            ``encoder.target = "pseudo"``, ``encoder.target_size`` of them (5000 by default; M
+            must be at least that) are held out for E's target, labelled by F at each round where
+            it is confident. With ``semi.ratio`` > 0, F's semi-supervised steps draw on the rest,
+            which must not be empty.
         config: the settings of ``infaug run`` (``infaug.config.Config``; default: the defaults, the
             default preset's): classifier (epochs, batch size, learning rate, damping), generator,
-            encoder (its steps, ``shrink`` factors judged by F's round), loop (rounds, warm-up),
-            heuristic (the affine ranges of G's flow critic), data.encoder_holdout.
+            encoder (its steps, ``shrink`` factors judged by F's round, its ``target``), loop (rounds,
+            warm-up), semi (F's semi-supervised training; off by default), heuristic (the affine
+            ranges of G's flow critic), data.encoder_holdout.
         seed: every initialisation and random draw follows from it (as in ``infaug run --seeds``).
         generator: an already pre-trained G to reuse (then G's pre-training is skipped).
         optimizer: an optimiser over ``model``'s parameters to use instead of AdamW with the config's

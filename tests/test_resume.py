@@ -26,6 +26,10 @@ SMALL = {
     "encoder.steps": 3, "encoder.batch_size": 16, "encoder.width": 8, "loop.rounds": 2,
     "loop.last_layer_check": False, "run.methods": "none,proposed", "run.checkpoint_every": 0.0,
 }
+# The same, semi-supervised: F also trains on unlabelled images (FixMatch), E against the pseudo target.
+SEMI = {**SMALL, "semi.ratio": 1, "semi.threshold": 0.0, "encoder.target": "pseudo", "encoder.target_size": 40,
+        "encoder.target_threshold": 0.0}  # thresholds 0: every unlabelled image counts, for the tiny F at chance
+SETTINGS = {"supervised": SMALL, "semi": SEMI}
 TIMES = ("seconds", "encoder_seconds", "proposed_over_heuristic_seconds", "sha256")  # and the checksum, which covers them
 
 
@@ -38,8 +42,8 @@ def without_times(value):
     return value
 
 
-def cli(out: Path, *extra: str) -> list:
-    sets = [a for k, v in SMALL.items() for a in ("--set", f"{k}={v}")]
+def cli(out: Path, *extra: str, settings: dict = SMALL) -> list:
+    sets = [a for k, v in settings.items() for a in ("--set", f"{k}={v}")]
     return [sys.executable, "-m", "infaug.cli", "run", "--out", str(out), *sets, *extra]
 
 
@@ -68,29 +72,34 @@ def kill_when(command: list, path: Path, timeout: float = 240) -> None:
     process.stderr.close()
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    out = tmp_path_factory.mktemp("uninterrupted")
-    subprocess.run(cli(out), check=True, env=dict(os.environ, INFAUG_PROGRESS="0"), capture_output=True)
-    return out
+@pytest.fixture(scope="module", params=list(SETTINGS))
+def uninterrupted(request, tmp_path_factory):
+    """(the setting's overrides, the folder of its uninterrupted run)."""
+    settings = SETTINGS[request.param]
+    out = tmp_path_factory.mktemp(f"uninterrupted-{request.param}")
+    subprocess.run(cli(out, settings=settings), check=True, env=dict(os.environ, INFAUG_PROGRESS="0"), capture_output=True)
+    return settings, out
 
 
 @pytest.mark.slow  # a killed subprocess run
 def test_sigkill_then_resume_gives_the_uninterrupted_metrics(uninterrupted, tmp_path):
+    settings, uninterrupted = uninterrupted
     out = tmp_path / "killed"
     # Killed inside G's pre-training (after its first checkpoint), then inside proposed's F epochs.
-    kill_when(cli(out), out / "checkpoints" / "seed0-G.pt")
+    kill_when(cli(out, settings=settings), out / "checkpoints" / "seed0-G.pt")
     first = all_checkpoints_whole(out)
     assert "seed0-G.pt" in first
     assert not torch.load(out / "checkpoints" / "seed0-G.pt", weights_only=True).get("finished"), "killed too late"
-    kill_when(cli(out, "--resume"), out / "checkpoints" / "seed0-proposed.pt")
+    kill_when(cli(out, "--resume", settings=settings), out / "checkpoints" / "seed0-proposed.pt")
     assert "seed0-proposed.pt" in all_checkpoints_whole(out)
     assert "result" not in torch.load(out / "checkpoints" / "seed0-proposed.pt", weights_only=True), "killed too late"
-    done = subprocess.run(cli(out, "--resume"), env=dict(os.environ, INFAUG_PROGRESS="0"), capture_output=True, text=True)
+    done = subprocess.run(cli(out, "--resume", settings=settings), env=dict(os.environ, INFAUG_PROGRESS="0"), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     resumed = json.loads((out / "metrics.json").read_text())
     expected = json.loads((uninterrupted / "metrics.json").read_text())
     assert without_times(resumed) == without_times(expected)
+    if settings is SEMI:  # the semi-supervised loop ran: E's target held pseudo-labelled rows
+        assert all(r["target_pseudo_labelled"] > 0 for r in resumed["rounds"]["proposed"][0]), resumed["rounds"]["proposed"]
     assert (out / "report.html").exists() and (out / "augmentations.png").exists()
     assert not list((out / "checkpoints").glob("*.tmp"))
 

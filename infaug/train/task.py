@@ -34,7 +34,7 @@ class Task:
     train: Pair  # labelled, for F
     validation: Pair
     test: Optional[Pair]  # None: no test split (learn_augmenter given none)
-    unlabelled: Tensor  # images for G's GAN (train images included by the caller)
+    unlabelled: Tensor  # images for G's GAN, F's semi-supervised training and E's pseudo target (train images included by the caller)
     encoder_rows: Tensor  # rows of ``train`` E trains on
     holdout_rows: Tensor  # rows of ``train`` E never sees
     splits: Splits
