@@ -382,3 +382,42 @@ def test_finished_knows_a_seed_of_parts(tmp_path):
     (seed / "part-proposed" / "checkpoints").mkdir(parents=True)
     (seed / "part-proposed" / "checkpoints" / "FINISHED").write_text("")
     assert finished(seed / "part-proposed", ["proposed"])
+
+
+def test_the_objective_noise_splits_e_s_objective_into_the_target_rows_exactly():
+    """objective_noise.py's J_t: their mean over the target is the engine's own mean I_aug, and a
+    target row's J_t is the J of that row alone as the target."""
+    import torch
+    from torch import nn
+
+    from infaug.engine import LastLayerInfluence
+
+    noise = load_script("mnist_objective_noise", "objective_noise.py")
+    torch.manual_seed(0)
+
+    class Small(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features, self.head = nn.Sequential(nn.Linear(6, 5), nn.Tanh()), nn.Linear(5, 3)
+
+    model = Small().double()
+    x, y = torch.randn(40, 6, dtype=torch.float64), torch.randint(0, 3, (40,))
+    x_aug = x + 0.3 * torch.randn_like(x)
+    target = (torch.randn(12, 6, dtype=torch.float64), torch.randint(0, 3, (12,)))
+
+    def engine_on(t):
+        e = LastLayerInfluence(model.head.weight.detach(), model.head.bias.detach(), damping=0.1)
+        e.fit(model.features(x).detach(), y)
+        return e.set_validation(model.features(t[0]).detach(), t[1])
+
+    engine = engine_on(target)
+    w, b = model.head.weight.detach(), model.head.bias.detach()
+    d = noise.row_gradients(model, x_aug, y, w, b).mean(0) - noise.row_gradients(model, x, y, w, b).mean(0)
+    rows = noise.contributions(engine, d, noise.row_gradients(model, *target, w, b))
+    with torch.no_grad():
+        whole = engine.aug(model.features(x), model.features(x_aug), y).mean()
+        one = engine_on((target[0][3:4], target[1][3:4])).aug(model.features(x), model.features(x_aug), y).mean()
+    assert torch.allclose(rows.mean(), whole, rtol=1e-9, atol=1e-12)
+    assert torch.allclose(rows[3], one, rtol=1e-9, atol=1e-12)
+    summary = noise.mean_se(rows)
+    assert summary["rows"] == 12 and abs(summary["se"] - float(rows.std()) / 12 ** 0.5) < 1e-15
