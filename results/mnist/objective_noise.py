@@ -15,9 +15,10 @@ measured progress a fresh draw of the target would keep.
 At the F of a proposed run's first round (its warm-up on the semi-supervised preset, tuning seed
 100: no test digit is read), E starts at G's prior (E0) and is trained one round (encoder.steps)
 against each target, "validation" (the 100 validation digits, the supervised presets' target) and
-"pseudo" (those and the held-out unlabelled digits F labels with confidence >= 0.95); each trained E
-is then measured on both targets and on the pseudo-labelled rows alone (rows E's training never saw
-when it trained on the validation target). Every J is over the same augmentation draws of E0 and E1
+"pseudo" (those and the held-out unlabelled digits F labels with confidence >= 0.95); and, cross-fitted,
+"pseudo half A" (the validation digits and every other pseudo-labelled one); each trained E is then
+measured on each target, on the pseudo-labelled rows alone (rows E's training never saw when it
+trained on the validation target) and on the other half B of them (rows the half-A E never saw). Every J is over the same augmentation draws of E0 and E1
 (``--draws`` of them, common random numbers), so the spread is the target's alone.
 
     OMP_NUM_THREADS=1 python results/mnist/objective_noise.py --data-dir ../shared/data
@@ -96,21 +97,41 @@ def measure(args) -> dict:
     pool, official_test = load_pool(config)
     task = build_task(config, args.seed, device, pool, official_test)
     started = time.perf_counter()
-    generator, g_seconds, _ = pretrain(task, config, args.seed)
-    state = _start("proposed", task, config, args.seed, None, None)
-    augment = make_augmentation("proposed", task, config, generator, state.encoder)
+    cache = args.out / f"{args.setting}-seed{args.seed}-state.pt"  # G and the warmed-up F and E0 (not committed: *.pt)
     warm = round_epochs(config.classifier.epochs, config.loop.rounds, config.loop.warmup)[0]
-    _train_f(state, task, config, augment, warm, f"seed {args.seed} proposed F warm-up")
+    if cache.exists():
+        saved = torch.load(cache, weights_only=True)
+        generator = task.make_generator()
+        generator.load_state_dict(saved["G"])
+        generator.eval().requires_grad_(False)  # as pretrain leaves it
+        g_seconds = saved["g_seconds"]
+        state = _start("proposed", task, config, args.seed, None, None)
+        state.trainer.model.load_state_dict(saved["F"])
+        state.encoder.load_state_dict(saved["E"])
+        augment = make_augmentation("proposed", task, config, generator, state.encoder)
+    else:
+        generator, g_seconds, _ = pretrain(task, config, args.seed)
+        state = _start("proposed", task, config, args.seed, None, None)
+        augment = make_augmentation("proposed", task, config, generator, state.encoder)
+        _train_f(state, task, config, augment, warm, f"seed {args.seed} proposed F warm-up")
+        args.out.mkdir(exist_ok=True, parents=True)
+        torch.save({"G": generator.state_dict(), "F": state.trainer.model.state_dict(), "E": state.encoder.state_dict(),
+                    "g_seconds": g_seconds}, cache)
     model, encoder, e = state.trainer.model, state.encoder, config.encoder
     with torch.no_grad():
         train_augmented = augment(task.train[0], seeded(args.seed, "measurements"))  # as the loop's measurement draws it
     *pseudo_target, pseudo_count = e_target(model, task.validation, task.target_images, e.target_threshold)
-    targets = {"validation": task.validation, "pseudo": tuple(pseudo_target)}
+    n_val = len(task.validation[1])
+    half_a, half_b = slice(n_val, None, 2), slice(n_val + 1, None, 2)  # the pseudo-labelled rows, alternately
+    half = (torch.cat([task.validation[0], pseudo_target[0][half_a]]), torch.cat([task.validation[1], pseudo_target[1][half_a]]))
+    # cross-fitting: E trained on the validation digits and half A of the pseudo-labelled ones, measured on half B
+    targets = {"validation": task.validation, "pseudo": tuple(pseudo_target), "pseudo half A": half}
     engines = {name: influence_engine(model, task.train, target, damping=config.classifier.damping, train_augmented=train_augmented)
                for name, target in targets.items()}
     weight, bias = engines["validation"].weight, engines["validation"].bias  # F's head, the same in both
     g = {name: row_gradients(model, *target, weight, bias) for name, target in targets.items()}
-    g["pseudo rows alone"] = g["pseudo"][len(task.validation[1]):]
+    g["pseudo rows alone"] = g["pseudo"][n_val:]
+    g["pseudo half B"] = g["pseudo"][half_b]
     rows = task.encoder_rows
     images, labels = task.train[0][rows], task.train[1][rows]
     encoder.eval()
