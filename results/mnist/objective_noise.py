@@ -99,20 +99,20 @@ def measure(args) -> dict:
     started = time.perf_counter()
     cache = args.out / f"{args.setting}-seed{args.seed}-state.pt"  # G and the warmed-up F and E0 (not committed: *.pt)
     warm = round_epochs(config.classifier.epochs, config.loop.rounds, config.loop.warmup)[0]
-    if cache.exists():
-        saved = torch.load(cache, weights_only=True)
+    saved = torch.load(cache, weights_only=True) if cache.exists() else None
+    if saved is not None:
         generator = task.make_generator()
         generator.load_state_dict(saved["G"])
         generator.eval().requires_grad_(False)  # as pretrain leaves it
         g_seconds = saved["g_seconds"]
-        state = _start("proposed", task, config, args.seed, None, None)
-        state.trainer.model.load_state_dict(saved["F"])
-        state.encoder.load_state_dict(saved["E"])
-        augment = make_augmentation("proposed", task, config, generator, state.encoder)
     else:
         generator, g_seconds, _ = pretrain(task, config, args.seed)
-        state = _start("proposed", task, config, args.seed, None, None)
-        augment = make_augmentation("proposed", task, config, generator, state.encoder)
+    state = _start("proposed", task, config, args.seed, None, None)
+    augment = make_augmentation("proposed", task, config, generator, state.encoder)
+    if saved is not None:
+        state.trainer.model.load_state_dict(saved["F"])
+        state.encoder.load_state_dict(saved["E"])
+    else:
         _train_f(state, task, config, augment, warm, f"seed {args.seed} proposed F warm-up")
         args.out.mkdir(exist_ok=True, parents=True)
         torch.save({"G": generator.state_dict(), "F": state.trainer.model.state_dict(), "E": state.encoder.state_dict(),
